@@ -1,0 +1,72 @@
+//! The clap definitions: global options and one file per command group.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// kiln: a Nix-style functional derivation store.
+///
+/// Write derivations in a lazy functional language (a compatible subset of
+/// Nix), build them in sandboxes into a content-addressed store, and ship
+/// closures to other hosts.
+#[derive(Parser, Debug)]
+#[command(name = "kiln", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted anywhere on the command line.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalOpts {
+    /// Physical root of the store: the store lives at ROOT followed by the
+    /// store dir, state at ROOT/kiln/var/kiln. Default: `/` for root,
+    /// `$XDG_DATA_HOME/kiln/root` for other users.
+    #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Logical store directory that goes into every path and hash.
+    /// `/nix/store` gives paths identical to Nix's.
+    #[arg(
+        long,
+        global = true,
+        env = "KILN_STORE_DIR",
+        value_name = "DIR",
+        default_value = "/kiln/store"
+    )]
+    pub store_dir: String,
+    /// More diagnostics (repeat for more). `KILN_LOG` sets a filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {}
+}
+
+/// `-v`/`-q`/`KILN_LOG` choose what `tracing` prints to stderr.
+pub fn init_logging(global: &GlobalOpts) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter =
+        EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+}

@@ -1,0 +1,18 @@
+//! The `kiln` command line: parse arguments, run one command, map the
+//! outcome to an exit code. No domain logic lives here.
+
+mod cli;
+mod exit;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    cli::init_logging(&args.global);
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(err) => exit::report(&err),
+    }
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests: drive the `kiln` binary as a user would, each test on
+//! its own temporary root and HOME. One test binary, one module per area.
+
+mod harness;
