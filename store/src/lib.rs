@@ -3,11 +3,13 @@
 //! Owns nixbase32, hashes, store paths, NAR, ATerm derivations, the SQLite
 //! database, closures. Knows nothing of the language.
 
+pub mod derivation;
 pub mod error;
 pub mod hash;
 pub mod nixbase32;
 pub mod store_path;
 
+pub use derivation::{Derivation, DerivationError, DerivationOutput};
 pub use error::{HashError, Nixbase32Error, StorePathError};
 pub use hash::{Hash, HashAlgo, Hasher};
 pub use store_path::{FileIngestionMethod, StoreDir, StorePath};

@@ -1,0 +1,126 @@
+//! Nix's `hashDerivationModulo`: the hash an input-addressed output path is
+//! computed from. It hashes the derivation "modulo" its fixed-output inputs,
+//! so that changing how a fixed output is fetched (its builder, its URL)
+//! does not change the paths of everything that depends on it.
+//!
+//! # Algorithm (Nix 2.8)
+//!
+//! - A fixed-output derivation hashes to, per output,
+//!   `sha256("fixed:out:{r:?}{algo}:{hex}:{output path}")`, where `{hex}` is
+//!   the declared content hash in base16.
+//! - Any other derivation hashes to `sha256(aterm)`, the same for every
+//!   output, where the ATerm has each input derivation path replaced by the
+//!   base16 hash modulo of that input's used output, i.e. the inputs list
+//!   becomes `[(hash,[outputs…]),…]` sorted by hash, with outputs of inputs
+//!   that share a hash merged. When *masking*, output paths and the env vars
+//!   named after outputs are written as `""`. Input derivations are hashed
+//!   unmasked; masking is for a derivation whose own paths are being
+//!   computed.
+//! - The result is *deferred* when the derivation is floating
+//!   content-addressed or any input's hash is deferred: its outputs then have
+//!   no path until the inputs are built.
+//!
+//! The caller supplies the hash of each input derivation (usually by reading
+//! it and calling [`Derivation::hash_modulo`] unmasked, with a cache: the
+//! same input is reached by many paths in a large graph).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::error::{DerivationError, Location};
+use super::{Derivation, DerivationKind, DerivationOutput};
+use crate::hash::{Hash, HashAlgo};
+use crate::store_path::{StoreDir, StorePath};
+
+/// Whether output paths can be computed from the hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrvHashKind {
+    Regular,
+    /// Depends on a floating content-addressed derivation.
+    Deferred,
+}
+
+/// The hash modulo of each output of a derivation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrvHash {
+    pub outputs: BTreeMap<String, Hash>,
+    pub kind: DrvHashKind,
+}
+
+impl Derivation {
+    /// `hashDerivationModulo(drv, mask_outputs)`. `input_hash` returns the
+    /// (unmasked) hash modulo of an input derivation.
+    pub fn hash_modulo<E: From<DerivationError>>(
+        &self,
+        dir: &StoreDir,
+        mask_outputs: bool,
+        input_hash: &mut impl FnMut(&StorePath) -> Result<DrvHash, E>,
+    ) -> Result<DrvHash, E> {
+        let kind = self.kind().map_err(|problem| DerivationError::BadOutputs {
+            at: Location::Field("outputs".to_owned()),
+            problem,
+        })?;
+        if kind == DerivationKind::Fixed {
+            return Ok(self.fixed_output_hashes(dir));
+        }
+
+        let mut hash_kind = match kind {
+            DerivationKind::Floating => DrvHashKind::Deferred,
+            _ => DrvHashKind::Regular,
+        };
+        let mut inputs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (drv_path, wanted) in &self.input_drvs {
+            let input = input_hash(drv_path)?;
+            if input.kind == DrvHashKind::Deferred {
+                hash_kind = DrvHashKind::Deferred;
+            }
+            for output in wanted {
+                let hash = input.outputs.get(output).ok_or_else(|| {
+                    DerivationError::MissingInputOutput {
+                        drv: dir.display(drv_path),
+                        output: output.clone(),
+                    }
+                })?;
+                inputs
+                    .entry(hash.to_base16())
+                    .or_default()
+                    .insert(output.clone());
+            }
+        }
+
+        let aterm = self.write_aterm(dir, mask_outputs, &inputs);
+        let hash = Hash::digest(HashAlgo::Sha256, &aterm);
+        let outputs = self
+            .outputs
+            .keys()
+            .map(|name| (name.clone(), hash.clone()))
+            .collect();
+        Ok(DrvHash {
+            outputs,
+            kind: hash_kind,
+        })
+    }
+
+    fn fixed_output_hashes(&self, dir: &StoreDir) -> DrvHash {
+        let outputs = self
+            .outputs
+            .iter()
+            .filter_map(|(name, output)| match output {
+                DerivationOutput::Fixed { path, hash } => {
+                    let clear_text = format!(
+                        "fixed:out:{}:{}:{}",
+                        hash.method_algo(),
+                        hash.hash.to_base16(),
+                        dir.display(path)
+                    );
+                    Some((name.clone(), Hash::digest(HashAlgo::Sha256, clear_text)))
+                }
+                // `kind()` said every output is fixed.
+                _ => None,
+            })
+            .collect();
+        DrvHash {
+            outputs,
+            kind: DrvHashKind::Regular,
+        }
+    }
+}
