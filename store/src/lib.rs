@@ -3,6 +3,8 @@
 //! Owns nixbase32, hashes, store paths, NAR, ATerm derivations, the SQLite
 //! database, closures. Knows nothing of the language.
 
+pub mod canonicalise;
+pub mod db;
 pub mod derivation;
 pub mod error;
 pub mod hash;

@@ -1,0 +1,259 @@
+//! Canonical form of a store path's files, and making them durable.
+//!
+//! A store path's files carry no information beyond what its NAR records:
+//! the tree shape, file contents, the owner-executable bit and symlink
+//! targets. Everything else is normalised so that the same NAR always gives
+//! the same files on disk:
+//!
+//! - every mtime (symlinks included) is 1 (1970-01-01T00:00:01Z), as in Nix;
+//! - directories and executables are `0555`, other files `0444`: read-only,
+//!   never setuid/setgid/sticky, never group- or world-writable.
+//!
+//! [`sync_tree`] then makes the contents durable (every file and directory
+//! fsynced) so that a path is registered only after its files would survive
+//! a crash.
+
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// A file system error at a named path.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {path}: {source}")]
+pub struct CanonicaliseError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+fn at<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> CanonicaliseError + 'a {
+    move |source| CanonicaliseError {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The mtime every store file gets (one second after the epoch, like Nix).
+pub const CANONICAL_MTIME: i64 = 1;
+
+/// Put the tree at `path` into canonical form (see the module docs).
+///
+/// Children are handled before their directory, so a directory is made
+/// read-only only after nothing more needs to change inside it.
+pub fn canonicalise_tree(path: &Path) -> Result<(), CanonicaliseError> {
+    let meta = fs::symlink_metadata(path).map_err(at("inspecting", path))?;
+    let file_type = meta.file_type();
+    if file_type.is_dir() {
+        for entry in fs::read_dir(path).map_err(at("reading directory", path))? {
+            let entry = entry.map_err(at("reading directory", path))?;
+            canonicalise_tree(&entry.path())?;
+        }
+        set_mode(path, &meta, 0o555)?;
+    } else if file_type.is_file() {
+        let mode = if meta.mode() & 0o100 != 0 {
+            0o555
+        } else {
+            0o444
+        };
+        set_mode(path, &meta, mode)?;
+    } else if !file_type.is_symlink() {
+        return Err(CanonicaliseError {
+            action: "canonicalising",
+            path: path.to_path_buf(),
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file, directory or symlink",
+            ),
+        });
+    }
+    set_mtime_no_follow(path, CANONICAL_MTIME)
+}
+
+fn set_mode(path: &Path, meta: &fs::Metadata, mode: u32) -> Result<(), CanonicaliseError> {
+    // `mode()` includes the file type bits; compare only the permission part.
+    if meta.mode() & 0o7777 != mode {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(at("setting permissions of", path))?;
+    }
+    Ok(())
+}
+
+/// Set atime and mtime without following a final symlink (`lutimes`).
+fn set_mtime_no_follow(path: &Path, secs: i64) -> Result<(), CanonicaliseError> {
+    let c_path = c_string(path).map_err(at("setting mtime of", path))?;
+    let time = libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: 0,
+    };
+    let times = [time, time];
+    // SAFETY: c_path is a valid NUL-terminated string and `times` has the
+    // two entries utimensat reads.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc != 0 {
+        return Err(at("setting mtime of", path)(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn c_string(path: &Path) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
+/// fsync every regular file and directory of the tree at `path` (symlinks
+/// live in their directory, which is synced).
+///
+/// Writeback of all files is started first and waited for afterwards, so
+/// the disk works on many files at once instead of one fsync at a time.
+pub fn sync_tree(path: &Path) -> Result<(), CanonicaliseError> {
+    let mut files = Vec::new();
+    collect_syncable(path, &mut files)?;
+    for file in &files {
+        start_writeback(file);
+    }
+    for file in &files {
+        let handle = fs::File::open(file).map_err(at("opening for fsync", file))?;
+        handle.sync_all().map_err(at("fsyncing", file))?;
+    }
+    Ok(())
+}
+
+/// Files before the directory that holds them, so a directory is synced
+/// after its entries exist.
+fn collect_syncable(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), CanonicaliseError> {
+    let meta = fs::symlink_metadata(path).map_err(at("inspecting", path))?;
+    if meta.is_dir() {
+        for entry in fs::read_dir(path).map_err(at("reading directory", path))? {
+            let entry = entry.map_err(at("reading directory", path))?;
+            collect_syncable(&entry.path(), out)?;
+        }
+        out.push(path.to_path_buf());
+    } else if meta.is_file() {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+/// Ask the kernel to begin writing a file's dirty pages now, without
+/// waiting. Only a hint: errors surface in the fsync that follows.
+fn start_writeback(path: &Path) {
+    let Ok(file) = fs::File::open(path) else {
+        return;
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open fd; sync_file_range only reads its arguments.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+/// fsync one directory (after a rename into it, so the new entry is durable).
+pub fn sync_dir(path: &Path) -> Result<(), CanonicaliseError> {
+    fs::File::open(path)
+        .and_then(|dir| dir.sync_all())
+        .map_err(at("fsyncing directory", path))
+}
+
+/// Remove a tree that may be read-only (a canonicalised store path or a
+/// temporary copy): directories are made writable before their entries
+/// are deleted. A missing path is not an error.
+pub fn remove_tree(path: &Path) -> Result<(), CanonicaliseError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(at("inspecting", path)(err)),
+    };
+    if meta.is_dir() {
+        if meta.mode() & 0o700 != 0o700 {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+                .map_err(at("making writable", path))?;
+        }
+        for entry in fs::read_dir(path).map_err(at("reading directory", path))? {
+            let entry = entry.map_err(at("reading directory", path))?;
+            remove_tree(&entry.path())?;
+        }
+        fs::remove_dir(path).map_err(at("removing directory", path))
+    } else {
+        fs::remove_file(path).map_err(at("removing", path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    fn mtime(path: &Path) -> i64 {
+        fs::symlink_metadata(path).unwrap().mtime()
+    }
+
+    #[test]
+    fn canonical_modes_and_mtimes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("tree");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("plain"), b"x").unwrap();
+        fs::write(root.join("sub/tool"), b"#!").unwrap();
+        fs::set_permissions(root.join("plain"), fs::Permissions::from_mode(0o6666)).unwrap();
+        fs::set_permissions(root.join("sub/tool"), fs::Permissions::from_mode(0o4775)).unwrap();
+        fs::set_permissions(root.join("sub"), fs::Permissions::from_mode(0o777)).unwrap();
+        symlink("plain", root.join("link")).unwrap();
+
+        canonicalise_tree(&root).unwrap();
+
+        assert_eq!(mode(&root), 0o555);
+        assert_eq!(mode(&root.join("sub")), 0o555);
+        assert_eq!(mode(&root.join("plain")), 0o444);
+        assert_eq!(mode(&root.join("sub/tool")), 0o555);
+        for p in ["", "sub", "plain", "sub/tool", "link"] {
+            assert_eq!(mtime(&root.join(p)), CANONICAL_MTIME, "mtime of {p:?}");
+        }
+        // The symlink itself was touched, not its target's mode.
+        assert_eq!(
+            fs::read_link(root.join("link")).unwrap(),
+            Path::new("plain")
+        );
+
+        sync_tree(&root).unwrap();
+        remove_tree(&root).unwrap();
+        assert!(!root.exists());
+    }
+
+    #[test]
+    fn special_files_are_rejected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("fifo");
+        let c = c_string(&fifo).unwrap();
+        // SAFETY: valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let err = canonicalise_tree(&fifo).unwrap_err();
+        assert!(err.to_string().contains("fifo"), "{err}");
+    }
+
+    #[test]
+    fn remove_missing_is_ok() {
+        let tmp = tempfile::tempdir().unwrap();
+        remove_tree(&tmp.path().join("nothing")).unwrap();
+    }
+}
