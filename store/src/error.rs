@@ -140,3 +140,13 @@ pub enum NarError {
     #[error("writing NAR: {0}")]
     Write(std::io::Error),
 }
+
+impl NarError {
+    /// An I/O error on a file of the tree being archived or restored.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        NarError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

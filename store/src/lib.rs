@@ -8,10 +8,11 @@ pub mod db;
 pub mod derivation;
 pub mod error;
 pub mod hash;
+pub mod nar;
 pub mod nixbase32;
 pub mod store_path;
 
 pub use derivation::{Derivation, DerivationError, DerivationOutput};
-pub use error::{HashError, Nixbase32Error, StorePathError};
+pub use error::{HashError, NarError, Nixbase32Error, StorePathError};
 pub use hash::{Hash, HashAlgo, Hasher};
 pub use store_path::{FileIngestionMethod, StoreDir, StorePath};

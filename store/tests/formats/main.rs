@@ -2,6 +2,7 @@
 //! README), plus robustness tests for the NAR reader. Each test walks a
 //! whole vector file and names every failing row.
 
+mod nar;
 mod nixbase32;
 mod store_paths;
 mod tsv;
