@@ -1,4 +1,45 @@
 //! kiln-builder: realisation of derivations in bubblewrap sandboxes.
 //!
 //! Owns scheduling, the sandbox, output registration, logs and
-//! reproducibility checks. Knows nothing of the language.
+//! reproducibility checks. Knows nothing of the language, and never prints:
+//! progress goes to an [`events::Observer`], errors are [`BuildError`]s.
+//!
+//! # Code map
+//!
+//! - [`realise`]: the entry point, `realise(store, targets, options, observer)`.
+//! - [`plan`]: which derivations need building, as a graph.
+//! - [`schedule`]: running a DAG of jobs, N at once.
+//! - [`build`]: one derivation: scratch dirs, sandbox, outputs.
+//! - [`sandbox`]: the bwrap command line, what a build can see.
+//! - [`environment`]: the builder's environment variables.
+//! - [`supervise`]: running a builder, its log, time limits.
+//! - [`outputs`]: checking outputs (existence, hashes, reference rules).
+//! - [`scan`]: reference scanning.
+//! - [`register`]: moving outputs into the store and registering them.
+//! - [`check`]: comparing a rebuild with the valid output (`--check`).
+//! - [`log`]: compressed build logs.
+//!
+//! # Invariants
+//!
+//! - Only a fixed-output derivation's sandbox has network.
+//! - An output is registered only after its files are complete, canonical,
+//!   fsynced and in place; all outputs of a derivation in one transaction.
+
+pub mod build;
+pub mod check;
+pub mod environment;
+pub mod error;
+pub mod events;
+pub mod log;
+pub mod outputs;
+pub mod plan;
+pub mod realise;
+pub mod register;
+pub mod sandbox;
+pub mod scan;
+pub mod schedule;
+pub mod supervise;
+
+pub use error::BuildError;
+pub use events::Observer;
+pub use realise::{Failure, RealiseOptions, Realised, realise};

@@ -1,0 +1,232 @@
+//! Building one derivation in its sandbox.
+//!
+//! The build's scratch space is a store temp dir (inside the physical store
+//! directory, so outputs can be renamed into place atomically, and removed
+//! by the next kiln if this one is killed):
+//!
+//! ```text
+//! STORE/.tmp-kiln-…/
+//!   store/    mounted at the store dir; the builder writes its outputs here
+//!   build/    mounted at /build (the working directory)
+//!   etc/      synthesized passwd, group, hosts
+//! ```
+//!
+//! With `--keep-failed`, a failed build's temp dir is moved to
+//! `STATE/failed/<drv base name>-<n>` and named in the error.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use kiln_store::StorePath;
+use kiln_store::store::Store;
+
+use crate::check::{Difference, compare_trees};
+use crate::environment::{EnvInput, build_env};
+use crate::error::BuildError;
+use crate::events::Observer;
+use crate::log::{LogWriter, log_path};
+use crate::outputs::{ProducedOutput, output_paths, process_outputs};
+use crate::plan::PlannedBuild;
+use crate::register::install_outputs;
+use crate::sandbox::{SandboxInput, SandboxSpec, write_etc};
+use crate::supervise::{Limits, supervise};
+
+/// Settings shared by every build of a run.
+#[derive(Debug, Clone)]
+pub struct BuildSettings {
+    /// The bwrap binary, already probed.
+    pub bwrap: PathBuf,
+    /// `NIX_BUILD_CORES`.
+    pub cores: u32,
+    pub limits: Limits,
+    pub keep_failed: bool,
+}
+
+/// What `--check` found for one output.
+#[derive(Debug, Clone)]
+pub struct CheckedOutput {
+    pub output: String,
+    pub path: String,
+    /// Empty when the rebuild is identical.
+    pub differences: Vec<Difference>,
+}
+
+/// Build `planned` and install its outputs, or with `planned.check` rebuild
+/// and compare. Returns the comparison for a check, nothing otherwise.
+pub fn build_derivation(
+    store: &Store,
+    settings: &BuildSettings,
+    planned: &PlannedBuild,
+    observer: &dyn Observer,
+    cancel: &AtomicBool,
+) -> Result<Vec<CheckedOutput>, BuildError> {
+    let drv = &planned.drv;
+    let printed_drv = store.print_path(&planned.drv_path);
+    let name = drv
+        .env
+        .get("name")
+        .cloned()
+        .unwrap_or_else(|| planned.drv_path.name().trim_end_matches(".drv").to_string());
+    let outputs = output_paths(&printed_drv, drv)?;
+
+    let closure = store
+        .closure(&planned.inputs.iter().cloned().collect::<Vec<_>>())
+        .map_err(|e| {
+            BuildError::store(format!("computing the input closure of {printed_drv}"), e)
+        })?;
+
+    let temp = store
+        .temp_dir()
+        .map_err(|e| BuildError::store("creating a build directory", e))?;
+    let scratch_store = temp.path().join("store");
+    let build_dir = temp.path().join("build");
+    let etc_dir = temp.path().join("etc");
+    for dir in [&scratch_store, &build_dir] {
+        std::fs::create_dir(dir).map_err(|e| BuildError::io(dir, e))?;
+    }
+    write_etc(&etc_dir)?;
+
+    let output_strings = outputs
+        .iter()
+        .map(|(n, p)| (n.clone(), store.print_path(p)))
+        .collect();
+    let env = build_env(
+        &EnvInput {
+            store_dir: store.store_dir().as_str(),
+            cores: settings.cores,
+            drv_env: &drv.env,
+            outputs: &output_strings,
+        },
+        &build_dir,
+    )?;
+    let is_fixed = drv
+        .outputs
+        .values()
+        .all(|o| matches!(o, kiln_store::derivation::DerivationOutput::Fixed { .. }));
+    let spec = SandboxSpec {
+        store_dir: store.store_dir().as_str().to_string(),
+        inputs: closure
+            .iter()
+            .map(|p| SandboxInput {
+                physical: store.real_path(p),
+                logical: store.print_path(p),
+            })
+            .collect(),
+        scratch_store: scratch_store.clone(),
+        build_dir: build_dir.clone(),
+        etc_dir,
+        network: is_fixed,
+        builder: drv.builder.clone(),
+        args: drv.args.clone(),
+        env,
+    };
+
+    let log_name = if planned.check {
+        format!("{}.check", planned.drv_path)
+    } else {
+        planned.drv_path.to_string()
+    };
+    let mut log = LogWriter::create(log_path(&store.state_dir(), &log_name))?;
+    observer.started(&printed_drv, &name);
+    let outcome = supervise(
+        spec.command(&settings.bwrap),
+        &printed_drv,
+        &mut log,
+        settings.limits,
+        cancel,
+        &mut |line| observer.log_line(&printed_drv, &name, line),
+    );
+    let tail = log.tail();
+    log.finish()?;
+    let outcome = outcome?;
+
+    let keep = |temp: kiln_store::store::temp::TempDir| -> Option<PathBuf> {
+        if !settings.keep_failed {
+            return None;
+        }
+        keep_build_dir(store, &planned.drv_path, temp.path())
+    };
+    if !outcome.success() {
+        let kept = keep(temp);
+        return Err(BuildError::BuilderFailed {
+            drv: printed_drv,
+            outcome: outcome.to_string(),
+            log_tail: tail,
+            kept,
+        });
+    }
+
+    let requisites = |paths: &BTreeSet<StorePath>| -> Result<BTreeSet<StorePath>, BuildError> {
+        store
+            .closure(&paths.iter().cloned().collect::<Vec<_>>())
+            .map_err(|e| BuildError::store("computing requisites", e))
+    };
+    let produced = match process_outputs(
+        store.store_dir(),
+        &printed_drv,
+        drv,
+        &scratch_store,
+        &closure,
+        &requisites,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            return Err(match keep(temp) {
+                Some(dir) => BuildError::KeptBuildDir {
+                    source: Box::new(e),
+                    dir,
+                },
+                None => e,
+            });
+        }
+    };
+
+    if planned.check {
+        return compare_outputs(store, &produced);
+    }
+    install_outputs(store, &planned.drv_path, &produced)?;
+    drop(temp);
+    Ok(Vec::new())
+}
+
+fn compare_outputs(
+    store: &Store,
+    produced: &[ProducedOutput],
+) -> Result<Vec<CheckedOutput>, BuildError> {
+    produced
+        .iter()
+        .map(|out| {
+            let valid = store.real_path(&out.path);
+            Ok(CheckedOutput {
+                output: out.name.clone(),
+                path: store.print_path(&out.path),
+                differences: compare_trees(&valid, &out.scratch)?,
+            })
+        })
+        .collect()
+}
+
+/// Move a failed build's temp dir to `STATE/failed/<drv>-<n>`; `None` if
+/// that fails (the error is logged).
+fn keep_build_dir(store: &Store, drv_path: &StorePath, temp: &Path) -> Option<PathBuf> {
+    let failed = store.state_dir().join("failed");
+    if let Err(e) = std::fs::create_dir_all(&failed) {
+        tracing::warn!("cannot create {}: {e}", failed.display());
+        return None;
+    }
+    for n in 0..1000 {
+        let dest = failed.join(format!("{drv_path}-{n}"));
+        if dest.exists() {
+            continue;
+        }
+        return match std::fs::rename(temp, &dest) {
+            Ok(()) => Some(dest),
+            Err(e) => {
+                tracing::warn!("cannot keep the build directory: {e}");
+                None
+            }
+        };
+    }
+    None
+}

@@ -1,0 +1,126 @@
+//! Errors of realisation. Each variant names the derivation or file at
+//! fault and carries what a user needs to act on it.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "bubblewrap (bwrap) is not installed; kiln builds every derivation in a \
+         bwrap sandbox. Install it, e.g. `apt-get install bubblewrap`"
+    )]
+    NoBwrap,
+
+    #[error(
+        "bubblewrap cannot create the sandbox's namespaces: {0}\n\
+         Enable unprivileged user namespaces, e.g. \
+         `sysctl -w kernel.unprivileged_userns_clone=1` and \
+         `sysctl -w user.max_user_namespaces=15000` (on Ubuntu 24.04 also \
+         `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`)"
+    )]
+    NoUserNamespaces(String),
+
+    #[error("could not start bwrap for {drv}: {source}")]
+    Spawn {
+        drv: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("builder for '{drv}' failed: {outcome}")]
+    BuilderFailed {
+        drv: String,
+        /// How it ended ("builder exited with status 1", a signal, a timeout).
+        outcome: String,
+        /// The last lines of its log.
+        log_tail: Vec<String>,
+        /// The build directory, kept with `--keep-failed`.
+        kept: Option<PathBuf>,
+    },
+
+    #[error("builder for '{drv}' did not produce output '{output}' ({path})")]
+    MissingOutput {
+        drv: String,
+        output: String,
+        path: String,
+    },
+
+    #[error(
+        "hash mismatch in fixed-output derivation '{drv}':\n  \
+         path:      {path}\n  \
+         specified: {expected_sri}\n             {expected_nix32}\n  \
+         got:       {actual_sri}\n             {actual_nix32}"
+    )]
+    HashMismatch {
+        drv: String,
+        path: String,
+        expected_sri: String,
+        expected_nix32: String,
+        actual_sri: String,
+        actual_nix32: String,
+    },
+
+    #[error(
+        "fixed-output derivation '{drv}' refers to the store path {reference}, which is not allowed"
+    )]
+    FixedOutputReferences { drv: String, reference: String },
+
+    #[error("output '{output}' of '{drv}' is not allowed to refer to {reference} ({attr})")]
+    ReferenceRule {
+        drv: String,
+        output: String,
+        attr: &'static str,
+        reference: String,
+    },
+
+    #[error("{source}\nthe build directory is kept at {}", dir.display())]
+    KeptBuildDir {
+        #[source]
+        source: Box<BuildError>,
+        dir: PathBuf,
+    },
+
+    #[error("cannot build '{drv}': {what} are not supported yet")]
+    Unsupported { drv: String, what: &'static str },
+
+    #[error("build log {0} is truncated (the build was interrupted while writing it)")]
+    LogTruncated(PathBuf),
+
+    /// An error of the store (database, NAR, formats), with what kiln was
+    /// doing when it happened.
+    #[error("{context}: {source}")]
+    Store {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error("{0}")]
+    Other(String),
+}
+
+impl BuildError {
+    pub fn store(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> BuildError {
+        BuildError::Store {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    pub fn io(path: &Path, source: std::io::Error) -> BuildError {
+        BuildError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Deciding what to build: the graph of derivations whose outputs are not
+//! valid yet.
+//!
+//! Starting from the targets, each `.drv` is read from the store and
+//! parsed. A derivation needs building when one of its outputs is not valid
+//! (or, for a target under `--check`, always). Only then are its input
+//! derivations visited: a valid output needs nothing below it, so a no-op
+//! build reads just the targets. The graph's edges are "needs the outputs
+//! of", restricted to derivations that need building.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use kiln_store::StorePath;
+use kiln_store::derivation::Derivation;
+use kiln_store::store::Store;
+
+use crate::error::BuildError;
+use crate::outputs::output_paths;
+
+/// One derivation to build.
+#[derive(Debug, Clone)]
+pub struct PlannedBuild {
+    pub drv_path: StorePath,
+    pub drv: Derivation,
+    /// The store paths the builder uses directly: input sources and the
+    /// used outputs of input derivations (their closure is what it sees).
+    pub inputs: BTreeSet<StorePath>,
+    /// Rebuild and compare instead of registering (`--check`).
+    pub check: bool,
+}
+
+/// The builds, with `deps[i]` the indices of the builds that node i needs.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub builds: Vec<PlannedBuild>,
+    pub deps: Vec<Vec<usize>>,
+}
+
+/// Read and parse a `.drv` from the store.
+pub fn read_derivation(store: &Store, drv_path: &StorePath) -> Result<Derivation, BuildError> {
+    let file = store.real_path(drv_path);
+    let bytes = std::fs::read(&file).map_err(|e| BuildError::io(&file, e))?;
+    Derivation::parse(store.store_dir(), &bytes)
+        .map_err(|e| BuildError::store(format!("parsing {}", store.print_path(drv_path)), e))
+}
+
+/// Plan the builds for `targets` (derivation paths).
+pub fn plan(store: &Store, targets: &[StorePath], check: bool) -> Result<Plan, BuildError> {
+    let mut planner = Planner {
+        store,
+        plan: Plan::default(),
+        index: HashMap::new(),
+        visiting: BTreeSet::new(),
+        outputs: HashMap::new(),
+    };
+    for target in targets {
+        planner.visit(target, check)?;
+    }
+    Ok(planner.plan)
+}
+
+struct Planner<'a> {
+    store: &'a Store,
+    plan: Plan,
+    /// Derivations visited: `Some(i)` needs building as node i, `None` is
+    /// already valid.
+    index: HashMap<StorePath, Option<usize>>,
+    visiting: BTreeSet<StorePath>,
+    /// Output paths of every derivation visited.
+    outputs: HashMap<StorePath, BTreeMap<String, StorePath>>,
+}
+
+impl Planner<'_> {
+    fn is_valid(&self, path: &StorePath) -> Result<bool, BuildError> {
+        self.store
+            .is_valid(path)
+            .map_err(|e| BuildError::store("querying the database", e))
+    }
+
+    fn visit(&mut self, drv_path: &StorePath, check: bool) -> Result<Option<usize>, BuildError> {
+        if let Some(&known) = self.index.get(drv_path) {
+            return Ok(known);
+        }
+        if !self.visiting.insert(drv_path.clone()) {
+            return Err(BuildError::Other(format!(
+                "derivation {} depends on itself",
+                self.store.print_path(drv_path)
+            )));
+        }
+        let printed = self.store.print_path(drv_path);
+        if !self.is_valid(drv_path)? {
+            return Err(BuildError::Other(format!(
+                "{printed} is not a valid path in this store"
+            )));
+        }
+        let drv = read_derivation(self.store, drv_path)?;
+        let outputs = output_paths(&printed, &drv)?;
+        self.outputs.insert(drv_path.clone(), outputs.clone());
+        let mut all_valid = true;
+        for path in outputs.values() {
+            if !self.is_valid(path)? {
+                all_valid = false;
+                break;
+            }
+        }
+        if check && !all_valid {
+            return Err(BuildError::Other(format!(
+                "some outputs of {printed} are not valid, so checking is not possible (build it first)"
+            )));
+        }
+        if all_valid && !check {
+            self.visiting.remove(drv_path);
+            self.index.insert(drv_path.clone(), None);
+            return Ok(None);
+        }
+
+        let mut inputs = drv.input_srcs.clone();
+        for src in &drv.input_srcs {
+            if !self.is_valid(src)? {
+                return Err(BuildError::Other(format!(
+                    "input source {} of {printed} is not valid",
+                    self.store.print_path(src)
+                )));
+            }
+        }
+        let mut deps = Vec::new();
+        for (input_drv, wanted) in &drv.input_drvs {
+            let node = self.visit(input_drv, false)?;
+            let input = &self.outputs[input_drv];
+            for name in wanted {
+                let path = input.get(name).ok_or_else(|| {
+                    BuildError::Other(format!(
+                        "{printed} uses output '{name}' of {}, which has no such output",
+                        self.store.print_path(input_drv)
+                    ))
+                })?;
+                inputs.insert(path.clone());
+            }
+            if let Some(i) = node {
+                deps.push(i);
+            }
+        }
+        let i = self.plan.builds.len();
+        self.plan.builds.push(PlannedBuild {
+            drv_path: drv_path.clone(),
+            drv,
+            inputs,
+            check,
+        });
+        self.plan.deps.push(deps);
+        self.visiting.remove(drv_path);
+        self.index.insert(drv_path.clone(), Some(i));
+        Ok(Some(i))
+    }
+}

@@ -1,0 +1,188 @@
+//! Realising targets: plan, then build the graph N at once.
+//!
+//! Each build first takes the locks of all its outputs (in path order, so
+//! two processes never wait on each other in a cycle) and then checks again
+//! whether they are valid: a second `kiln build` of the same graph waits
+//! for the first one's build of a derivation and then skips it. Under
+//! `--check` nothing is locked or registered.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+
+use kiln_store::StorePath;
+use kiln_store::store::Store;
+
+use crate::build::{BuildSettings, CheckedOutput, build_derivation};
+use crate::error::BuildError;
+use crate::events::Observer;
+use crate::outputs::output_paths;
+use crate::plan::{PlannedBuild, plan, read_derivation};
+use crate::schedule::{NodeOutcome, run_dag};
+use crate::supervise::Limits;
+
+/// Options of one `kiln build` run.
+#[derive(Debug, Clone)]
+pub struct RealiseOptions {
+    /// Builds at once (`-j`).
+    pub jobs: usize,
+    /// `NIX_BUILD_CORES` of each build (`--cores`).
+    pub cores: u32,
+    pub keep_going: bool,
+    pub keep_failed: bool,
+    /// Rebuild the targets and compare (`--check`).
+    pub check: bool,
+    pub limits: Limits,
+}
+
+impl Default for RealiseOptions {
+    fn default() -> Self {
+        RealiseOptions {
+            jobs: 1,
+            cores: 1,
+            keep_going: false,
+            keep_failed: false,
+            check: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why a derivation was not built.
+#[derive(Debug)]
+pub enum Failure {
+    /// Its build failed.
+    Build(BuildError),
+    /// A derivation it needs failed (full `.drv` path).
+    Dependency(String),
+    /// The run stopped after another failure before this one started.
+    NotStarted,
+}
+
+/// The result of a run.
+#[derive(Debug, Default)]
+pub struct Realised {
+    /// For each target, its output paths by output name.
+    pub outputs: Vec<(StorePath, BTreeMap<String, StorePath>)>,
+    /// How many derivations were built (or checked) by this process.
+    pub built: usize,
+    /// Derivations that were not built, with why, in build order.
+    pub failures: Vec<(String, Failure)>,
+    /// `--check` results, per target.
+    pub checks: Vec<(String, Vec<CheckedOutput>)>,
+}
+
+impl Realised {
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Build whatever `targets` (derivation paths) need.
+pub fn realise(
+    store: &Store,
+    targets: &[StorePath],
+    options: &RealiseOptions,
+    observer: &dyn Observer,
+) -> Result<Realised, BuildError> {
+    let plan = plan(store, targets, options.check)?;
+    let mut realised = Realised::default();
+    for target in targets {
+        let drv = read_derivation(store, target)?;
+        realised.outputs.push((
+            target.clone(),
+            output_paths(&store.print_path(target), &drv)?,
+        ));
+    }
+    if plan.builds.is_empty() {
+        return Ok(realised);
+    }
+    observer.planned(
+        &plan
+            .builds
+            .iter()
+            .map(|b| store.print_path(&b.drv_path))
+            .collect::<Vec<_>>(),
+    );
+    let settings = BuildSettings {
+        bwrap: crate::sandbox::probe_bwrap()?,
+        cores: options.cores,
+        limits: options.limits,
+        keep_failed: options.keep_failed,
+    };
+    let cancel = AtomicBool::new(false);
+    let checks = std::sync::Mutex::new(Vec::new());
+    let outcomes = run_dag(&plan.deps, options.jobs, options.keep_going, &cancel, |i| {
+        let planned = &plan.builds[i];
+        let result = build_locked(store, &settings, planned, observer, &cancel);
+        let name = planned.drv_path.name().trim_end_matches(".drv");
+        let printed = store.print_path(&planned.drv_path);
+        observer.finished(&printed, name, result.is_ok());
+        let checked = result?;
+        if planned.check {
+            checks
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push((printed, checked));
+        }
+        Ok(())
+    });
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let printed = store.print_path(&plan.builds[i].drv_path);
+        match outcome {
+            NodeOutcome::Done => realised.built += 1,
+            NodeOutcome::Failed(e) => realised.failures.push((printed, Failure::Build(e))),
+            NodeOutcome::DependencyFailed(d) => realised.failures.push((
+                printed,
+                Failure::Dependency(store.print_path(&plan.builds[d].drv_path)),
+            )),
+            NodeOutcome::NotStarted => realised.failures.push((printed, Failure::NotStarted)),
+        }
+    }
+    realised.checks = checks
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    Ok(realised)
+}
+
+/// Lock the outputs, re-check validity, build.
+fn build_locked(
+    store: &Store,
+    settings: &BuildSettings,
+    planned: &PlannedBuild,
+    observer: &dyn Observer,
+    cancel: &AtomicBool,
+) -> Result<Vec<CheckedOutput>, BuildError> {
+    if planned.check {
+        return build_derivation(store, settings, planned, observer, cancel);
+    }
+    let printed = store.print_path(&planned.drv_path);
+    let outputs = output_paths(&printed, &planned.drv)?;
+    let mut paths: Vec<&StorePath> = outputs.values().collect();
+    paths.sort();
+    let mut locks = Vec::with_capacity(paths.len());
+    for path in &paths {
+        locks.push(
+            store
+                .lock_path(path)
+                .map_err(|e| BuildError::store(format!("locking {}", store.print_path(path)), e))?,
+        );
+    }
+    let mut all_valid = true;
+    for path in &paths {
+        if !store
+            .is_valid(path)
+            .map_err(|e| BuildError::store("querying the database", e))?
+        {
+            all_valid = false;
+            break;
+        }
+    }
+    if all_valid {
+        let name = planned.drv_path.name().trim_end_matches(".drv");
+        observer.built_elsewhere(&printed, name);
+        return Ok(Vec::new());
+    }
+    let result = build_derivation(store, settings, planned, observer, cancel);
+    drop(locks);
+    result
+}
