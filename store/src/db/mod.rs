@@ -361,6 +361,14 @@ impl Database {
     }
 }
 
+#[cfg(test)]
+impl Database {
+    pub(crate) fn forget_for_test(&self, path: &str) -> rusqlite::Result<usize> {
+        self.conn()
+            .execute("DELETE FROM ValidPaths WHERE path = ?1", [path])
+    }
+}
+
 fn sqlite_err(path: &Path) -> impl Fn(&'static str) -> Box<dyn FnOnce(rusqlite::Error) -> DbError> {
     let path = path.to_path_buf();
     move |action| {
