@@ -1,0 +1,201 @@
+//! The builtins: one table, one file per family.
+//!
+//! # Adding a builtin
+//!
+//! 1. Pick the family file (below) and write a function with the signature
+//!    [`BuiltinFn`]: `fn(m: &mut Machine, args: &[Value]) -> EvalResult<Value>`.
+//!    `args` has exactly `arity` values, **not yet forced** (they may be
+//!    thunks): force what you need with `m.force(&args[i])` or the typed
+//!    helpers `m.force_int`, `m.force_string`, `m.force_attrs`,
+//!    `m.force_list`, `m.force_bool`, `m.force_function`; call functions with
+//!    `m.call_with(&f, &[x])`; coerce with
+//!    `m.coerce_to_string(&v, Coercion::ToString)`. Keep results lazy where
+//!    Nix does (`map` builds `Thunk::apply(f, x)` elements, it does not call
+//!    `f`). Return errors as `EvalError::new(ErrorKind::…, None)` (or
+//!    `crate::error::fail`): the machine adds the call's position and a
+//!    "while calling the builtin" line. Strings you build from other strings
+//!    must keep their context: use `StringBuilder::push`.
+//! 2. Add `Builtin { name: "yourName", arity: N, func: your_fn }` to the
+//!    family's `pub const BUILTINS: &[Builtin]` table.
+//! 3. If Nix exposes it without the `builtins.` prefix, add the name to
+//!    [`GLOBAL_NAMES`]. Every builtin is also reachable as `__name`.
+//! 4. Write a test in the family file (see `tests` there: `eval_str` runs
+//!    an expression and returns the printed result) and a line in
+//!    `docs/language.md`.
+//!
+//! A new family file is registered by adding it to [`FAMILIES`].
+//!
+//! # Families and owners
+//!
+//! - `control.rs` (throw, abort, seq, tryEval, import, …): evaluator engineer
+//! - `types.rs` (isX, typeOf): evaluator engineer
+//! - `arith.rs` (add, sub, bit ops, floor, …): evaluator engineer
+//! - `attrs.rs` (attrNames, mapAttrs, listToAttrs, …): evaluator engineer
+//! - `lists.rs` (map, filter, foldl', sort, genList, …): evaluator engineer
+//! - `strings.rs` (substring, replaceStrings, split, match, versions, …):
+//!   evaluator engineer
+//! - `json.rs`, `io.rs`, `hash.rs`: evaluator engineer
+//! - constants (`currentSystem`, `nixVersion`, `langVersion`, …): this file
+
+pub mod arith;
+pub mod attrs;
+pub mod control;
+pub mod json;
+pub mod lists;
+pub mod types;
+
+use std::rc::Rc;
+
+use crate::error::EvalResult;
+use crate::machine::Machine;
+use crate::symbol::Symbol;
+use crate::value::{Attrs, List, PrimOpApp, Thunk, ThunkState, Value};
+
+/// A builtin's implementation: `args.len()` equals the arity; arguments
+/// are unforced.
+pub type BuiltinFn = fn(&mut Machine, &[Value]) -> EvalResult<Value>;
+
+/// One builtin function.
+#[derive(Debug)]
+pub struct Builtin {
+    /// The name in `builtins` (without `__`).
+    pub name: &'static str,
+    /// How many arguments it takes before it runs (at least 1).
+    pub arity: usize,
+    pub func: BuiltinFn,
+}
+
+/// Every family's table.
+pub const FAMILIES: &[&[Builtin]] = &[
+    control::BUILTINS,
+    types::BUILTINS,
+    arith::BUILTINS,
+    attrs::BUILTINS,
+    lists::BUILTINS,
+    json::BUILTINS,
+];
+
+/// Names visible without `builtins.` (besides `__name` for every builtin).
+pub const GLOBAL_NAMES: &[&str] = &[
+    "abort",
+    "baseNameOf",
+    "builtins",
+    "derivation",
+    "dirOf",
+    "false",
+    "fetchGit",
+    "fetchMercurial",
+    "fetchTarball",
+    "fromTOML",
+    "import",
+    "isNull",
+    "map",
+    "null",
+    "placeholder",
+    "removeAttrs",
+    "scopedImport",
+    "throw",
+    "toString",
+    "true",
+];
+
+/// The value of a builtin with no arguments applied yet.
+pub fn primop(builtin: &'static Builtin) -> Value {
+    Value::PrimOp(Rc::new(PrimOpApp {
+        builtin,
+        args: Vec::new(),
+    }))
+}
+
+/// Find a builtin by name.
+pub fn lookup(name: &str) -> Option<&'static Builtin> {
+    FAMILIES
+        .iter()
+        .flat_map(|family| family.iter())
+        .find(|b| b.name == name)
+}
+
+/// Values that are not functions.
+fn constants(m: &Machine) -> Vec<(&'static str, Value)> {
+    let nix_path: Vec<Value> = m
+        .search_path
+        .iter()
+        .map(|entry| {
+            Value::Attrs(Attrs::from_entries(vec![
+                (Symbol::intern("path"), Value::string(entry.path.as_str())),
+                (
+                    Symbol::intern("prefix"),
+                    Value::string(entry.prefix.as_str()),
+                ),
+            ]))
+        })
+        .collect();
+    vec![
+        ("true", Value::Bool(true)),
+        ("false", Value::Bool(false)),
+        ("null", Value::Null),
+        (
+            "currentSystem",
+            Value::string(m.options.current_system.as_str()),
+        ),
+        // The language level kiln implements: Nix 2.8's.
+        ("nixVersion", Value::string("2.8.0")),
+        ("langVersion", Value::Int(6)),
+        ("storeDir", Value::string(m.store.store_dir())),
+        ("nixPath", Value::List(List::new(nix_path))),
+    ]
+}
+
+/// Build the `builtins` set (which contains itself as `builtins`).
+pub(crate) fn builtins_set(m: &Machine) -> Attrs {
+    let mut entries: Vec<(Symbol, Value)> = Vec::new();
+    for family in FAMILIES {
+        for builtin in family.iter() {
+            entries.push((Symbol::intern(builtin.name), primop(builtin)));
+        }
+    }
+    for (name, value) in constants(m) {
+        entries.push((Symbol::intern(name), value));
+    }
+    let itself = Thunk::uninit();
+    entries.push((Symbol::intern("builtins"), Value::Thunk(itself.clone())));
+    let attrs = Attrs::from_entries(entries);
+    *itself.0.borrow_mut() = ThunkState::Done(Value::Attrs(attrs.clone()));
+    attrs
+}
+
+/// The names of the global scope and their values: the global names,
+/// `__name` for every builtin, and `__nixPath`, `__currentSystem`, ….
+pub(crate) fn global_scope(m: &Machine) -> Vec<(Symbol, Value)> {
+    let mut out = Vec::new();
+    for (name, value) in m.builtins.iter() {
+        let text = name.as_str();
+        if text == "builtins" {
+            out.push((name, Value::Attrs(m.builtins.clone())));
+            continue;
+        }
+        if GLOBAL_NAMES.contains(&text) {
+            out.push((name, value.clone()));
+        }
+        if !text.starts_with("__") {
+            out.push((Symbol::intern(&format!("__{text}")), value.clone()));
+        } else {
+            out.push((name, value.clone()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers for builtin tests.
+
+    /// Evaluate `expr` strictly and print it as `nix-instantiate --eval
+    /// --strict` would; errors are returned as their message.
+    pub fn eval_str(expr: &str) -> Result<String, String> {
+        crate::Evaluation::new(crate::EvalOptions::default())
+            .eval_source(expr, None, true)
+            .map(|(text, _)| text)
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,255 @@
+//! Evaluation errors.
+//!
+//! An [`EvalError`] is a kind (what went wrong, no location), the span of
+//! the expression that failed, and a trace of what was being evaluated
+//! ("while evaluating the attribute 'x'"), innermost first, added as the
+//! error travels up. Every kind has a stable code (`E001`…) that tests and
+//! users can match on. `throw`, failed assertions and missing search-path
+//! entries are *catchable* by `builtins.tryEval`; everything else is fatal.
+
+use std::fmt;
+
+use crate::span::Span;
+
+pub type EvalResult<T> = Result<T, EvalError>;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ErrorKind {
+    #[error("{0}")]
+    Throw(String),
+    #[error("evaluation aborted with the following error message: '{0}'")]
+    Abort(String),
+    #[error("assertion '{0}' failed")]
+    AssertionFailed(String),
+    #[error("value is {got} while {expected} was expected")]
+    TypeError {
+        expected: &'static str,
+        got: &'static str,
+    },
+    #[error("attribute '{name}' missing{}", suggest(.suggestions))]
+    MissingAttribute {
+        name: String,
+        suggestions: Vec<String>,
+    },
+    #[error("undefined variable '{0}'")]
+    UndefinedVariable(String),
+    #[error("infinite recursion encountered")]
+    InfiniteRecursion,
+    #[error("stack overflow (possible infinite recursion)")]
+    StackOverflow,
+    #[error("division by zero")]
+    DivisionByZero,
+    #[error("integer overflow in {0}")]
+    IntegerOverflow(&'static str),
+    #[error("function '{function}' called without required argument '{name}'")]
+    MissingArgument { function: String, name: String },
+    #[error("function '{function}' called with unexpected argument '{name}'")]
+    UnexpectedArgument { function: String, name: String },
+    #[error("cannot coerce {0} to a string")]
+    NotCoercibleToString(&'static str),
+    #[error("file '{0}' was not found in the search path (add it with -I or KILN_PATH)")]
+    SearchPathNotFound(String),
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    Parse(String),
+    #[error("{0}")]
+    InvalidValue(String),
+}
+
+fn suggest(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => format!("; did you mean '{one}'?"),
+        many => {
+            let quoted: Vec<String> = many.iter().map(|n| format!("'{n}'")).collect();
+            format!("; did you mean one of {}?", quoted.join(", "))
+        }
+    }
+}
+
+impl ErrorKind {
+    /// The stable code of this kind.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ErrorKind::Throw(_) => "E001",
+            ErrorKind::Abort(_) => "E002",
+            ErrorKind::AssertionFailed(_) => "E003",
+            ErrorKind::TypeError { .. } => "E004",
+            ErrorKind::MissingAttribute { .. } => "E005",
+            ErrorKind::UndefinedVariable(_) => "E006",
+            ErrorKind::InfiniteRecursion => "E007",
+            ErrorKind::StackOverflow => "E008",
+            ErrorKind::DivisionByZero => "E009",
+            ErrorKind::IntegerOverflow(_) => "E010",
+            ErrorKind::MissingArgument { .. } => "E011",
+            ErrorKind::UnexpectedArgument { .. } => "E012",
+            ErrorKind::NotCoercibleToString(_) => "E013",
+            ErrorKind::SearchPathNotFound(_) => "E014",
+            ErrorKind::Io(_) => "E015",
+            ErrorKind::Parse(_) => "E016",
+            ErrorKind::InvalidValue(_) => "E017",
+        }
+    }
+
+    /// Whether `builtins.tryEval` catches this kind.
+    pub fn is_catchable(&self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Throw(_) | ErrorKind::AssertionFailed(_) | ErrorKind::SearchPathNotFound(_)
+        )
+    }
+}
+
+/// One "while …" line of an error trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceFrame {
+    pub message: String,
+    pub span: Option<Span>,
+}
+
+#[derive(Debug, Clone)]
+struct Inner {
+    kind: ErrorKind,
+    span: Option<Span>,
+    trace: Vec<TraceFrame>,
+}
+
+/// An evaluation error (boxed so `Result`s stay small on the hot path).
+#[derive(Debug, Clone)]
+pub struct EvalError(Box<Inner>);
+
+/// The most "while …" lines kept; deep recursion would otherwise produce
+/// thousands of identical frames.
+const MAX_TRACE: usize = 64;
+
+impl EvalError {
+    pub fn new(kind: ErrorKind, span: Option<Span>) -> EvalError {
+        EvalError(Box::new(Inner {
+            kind,
+            span,
+            trace: Vec::new(),
+        }))
+    }
+
+    pub fn kind(&self) -> &ErrorKind {
+        &self.0.kind
+    }
+
+    pub fn span(&self) -> Option<Span> {
+        self.0.span
+    }
+
+    pub fn trace(&self) -> &[TraceFrame] {
+        &self.0.trace
+    }
+
+    /// Give the error a position if it has none yet.
+    pub fn at(mut self, span: Span) -> EvalError {
+        if self.0.span.is_none() {
+            self.0.span = Some(span);
+        }
+        self
+    }
+
+    /// Add a "while …" frame (outer frames are added later, so the trace
+    /// reads innermost first).
+    pub fn context(mut self, message: impl Into<String>, span: Option<Span>) -> EvalError {
+        if self.0.trace.len() < MAX_TRACE {
+            self.0.trace.push(TraceFrame {
+                message: message.into(),
+                span,
+            });
+        }
+        self
+    }
+
+    pub fn is_catchable(&self) -> bool {
+        self.0.kind.is_catchable()
+    }
+
+    /// The trace with runs of identical messages collapsed into one line
+    /// with a count, as a user wants to read it.
+    pub fn condensed_trace(&self) -> Vec<(TraceFrame, usize)> {
+        let mut out: Vec<(TraceFrame, usize)> = Vec::new();
+        for frame in &self.0.trace {
+            match out.last_mut() {
+                Some((last, count)) if last.message == frame.message => *count += 1,
+                _ => out.push((frame.clone(), 1)),
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.kind)
+    }
+}
+
+impl std::error::Error for EvalError {}
+
+impl From<ErrorKind> for EvalError {
+    fn from(kind: ErrorKind) -> EvalError {
+        EvalError::new(kind, None)
+    }
+}
+
+/// Shorthand for an error result without a position.
+pub fn fail<T>(kind: ErrorKind) -> EvalResult<T> {
+    Err(EvalError::new(kind, None))
+}
+
+/// The names closest to `wanted` among `candidates`, for "did you mean".
+pub fn closest_names<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let limit = (wanted.len() / 3).max(1) + 1;
+    let mut scored: Vec<(usize, &str)> = candidates
+        .map(|c| (edit_distance(wanted, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .collect();
+    scored.sort();
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, c)| c.to_owned())
+        .collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for j in 0..b.len() {
+            let cur = row[j + 1];
+            let cost = usize::from(ca != b[j]);
+            row[j + 1] = (prev + cost).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_pick_near_names() {
+        let names = ["version", "src", "name", "buildInputs"];
+        assert_eq!(closest_names("verison", names.into_iter()), ["version"]);
+        assert!(closest_names("zzzzzz", names.into_iter()).is_empty());
+    }
+
+    #[test]
+    fn codes_are_distinct_and_catchability_is_right() {
+        assert!(ErrorKind::Throw("x".into()).is_catchable());
+        assert!(!ErrorKind::Abort("x".into()).is_catchable());
+        assert_ne!(
+            ErrorKind::DivisionByZero.code(),
+            ErrorKind::InfiniteRecursion.code()
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! The entry point for callers: evaluate a file or expression, apply
+//! `--arg`s and an attribute path, and render the result or an error.
+
+use std::path::Path;
+use std::rc::Rc;
+
+use crate::error::{ErrorKind, EvalError, EvalResult};
+use crate::machine::Machine;
+use crate::options::EvalOptions;
+use crate::store::{EvalStore, MemoryStore};
+use crate::symbol::Symbol;
+use crate::value::{Attrs, Value};
+
+/// How to print a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// As `nix-instantiate --eval` prints.
+    Nix,
+    Json,
+    Xml,
+}
+
+/// A `--arg NAME EXPR` or `--argstr NAME STRING` value.
+#[derive(Debug, Clone)]
+pub enum AutoArg {
+    Expr(String),
+    Str(String),
+}
+
+/// One evaluation session (one thread; see [`crate::run_with_big_stack`]).
+pub struct Evaluation {
+    machine: Machine,
+}
+
+impl Evaluation {
+    /// An evaluation with an in-memory store under `/kiln/store`.
+    pub fn new(options: EvalOptions) -> Evaluation {
+        Evaluation::with_store(options, Rc::new(MemoryStore::new("/kiln/store")))
+    }
+
+    pub fn with_store(options: EvalOptions, store: Rc<dyn EvalStore>) -> Evaluation {
+        Evaluation {
+            machine: Machine::new(options, store),
+        }
+    }
+
+    pub fn machine(&mut self) -> &mut Machine {
+        &mut self.machine
+    }
+
+    /// Evaluate a file (a directory means its `default.nix`).
+    pub fn eval_file(&mut self, path: &Path) -> EvalResult<Value> {
+        let path = if path.is_absolute() {
+            crate::path::normalise(&path.display().to_string())
+        } else {
+            crate::path::resolve(&self.machine.options.base_dir, &path.display().to_string())
+        };
+        self.machine.import_path(&path)
+    }
+
+    /// Evaluate expression text; relative paths resolve against the base
+    /// directory of the options (the current directory).
+    pub fn eval_expr(&mut self, text: &str) -> EvalResult<Value> {
+        let base = self.machine.options.base_dir.clone();
+        self.machine
+            .eval_text("«string»".to_owned(), None, text.to_owned(), &base, None)
+    }
+
+    /// Nix's `autoCallFunction`: if `v` is a function taking a set, call it
+    /// with the `--arg`s it accepts (all of them if it has `...`); a
+    /// missing argument without a default is an error. Sets with
+    /// `__functor` are called through it.
+    pub fn auto_call(&mut self, v: Value, args: &[(String, AutoArg)]) -> EvalResult<Value> {
+        let m = &mut self.machine;
+        let v = m.force(&v)?;
+        if let Value::Attrs(attrs) = &v
+            && let Some(functor) = attrs.get(m.sym.functor)
+        {
+            let functor = m.force(&functor.clone())?;
+            let inner = m.call(functor, v.clone(), None)?;
+            return self.auto_call(inner, args);
+        }
+        let Value::Lambda(closure) = &v else {
+            return Ok(v);
+        };
+        let crate::compile::ir::Param::Formals {
+            formals, ellipsis, ..
+        } = &closure.code.param
+        else {
+            return Ok(v);
+        };
+        let mut entries = Vec::new();
+        for (name, arg) in args {
+            let sym = Symbol::intern(name);
+            if *ellipsis || formals.iter().any(|f| f.name == sym) {
+                entries.push((sym, self.auto_arg_value(arg)?));
+            }
+        }
+        let m = &mut self.machine;
+        m.call(v.clone(), Value::Attrs(Attrs::from_entries(entries)), None)
+    }
+
+    fn auto_arg_value(&mut self, arg: &AutoArg) -> EvalResult<Value> {
+        match arg {
+            AutoArg::Str(s) => Ok(Value::string(s.as_str())),
+            AutoArg::Expr(text) => self.eval_expr(text),
+        }
+    }
+
+    /// Follow an attribute path like `a.b.0.c` (numbers index lists),
+    /// auto-calling functions along the way as `nix-instantiate -A` does.
+    pub fn select_path(
+        &mut self,
+        root: Value,
+        attr_path: &str,
+        args: &[(String, AutoArg)],
+    ) -> EvalResult<Value> {
+        let mut v = root;
+        for part in split_attr_path(attr_path) {
+            v = self.auto_call(v, args)?;
+            let m = &mut self.machine;
+            let forced = m.force(&v)?;
+            v = match (&forced, part.parse::<usize>()) {
+                (Value::List(items), Ok(i)) => items.get(i).cloned().ok_or_else(|| {
+                    EvalError::new(
+                        ErrorKind::InvalidValue(format!(
+                            "list index {i} in selection path '{attr_path}' is out of range"
+                        )),
+                        None,
+                    )
+                })?,
+                (Value::Attrs(attrs), _) => match attrs.get_str(&part) {
+                    Some(found) => found.clone(),
+                    None => {
+                        return Err(EvalError::new(
+                            ErrorKind::MissingAttribute {
+                                name: part.clone(),
+                                suggestions: crate::error::closest_names(
+                                    &part,
+                                    attrs.iter().map(|(n, _)| n.as_str()),
+                                ),
+                            },
+                            None,
+                        )
+                        .context(format!("while selecting '{attr_path}'"), None));
+                    }
+                },
+                (other, _) => {
+                    return Err(crate::machine::type_error("a set", other)
+                        .context(format!("while selecting '{attr_path}'"), None));
+                }
+            };
+        }
+        self.auto_call(v, args)
+    }
+
+    /// Render a value; `strict` forces it deeply first (as `--strict`).
+    pub fn render(&mut self, v: &Value, format: OutputFormat, strict: bool) -> EvalResult<String> {
+        let m = &mut self.machine;
+        match format {
+            OutputFormat::Nix => {
+                let v = m.force(v)?;
+                if strict {
+                    m.deep_force(&v)?;
+                }
+                crate::print::print_value(m, &v, strict)
+            }
+            OutputFormat::Json => {
+                let mut context = crate::value::Context::new();
+                crate::builtins::json::to_json(m, v, &mut context)
+            }
+            OutputFormat::Xml => crate::xml::to_xml(m, v),
+        }
+    }
+
+    /// An error with its position, source line and trace, as text.
+    pub fn render_error(&self, err: &EvalError) -> String {
+        crate::render::render_error(&self.machine.sources, err)
+    }
+
+    /// Evaluate text and print it the `nix-instantiate --eval` way; for
+    /// tests.
+    pub fn eval_source(
+        &mut self,
+        text: &str,
+        path: Option<&Path>,
+        strict: bool,
+    ) -> EvalResult<(String, Value)> {
+        let v = match path {
+            Some(p) => self.eval_file(p)?,
+            None => self.eval_expr(text)?,
+        };
+        let printed = self.render(&v, OutputFormat::Nix, strict)?;
+        Ok((printed, v))
+    }
+}
+
+/// Split `a.b."c.d".e` into its parts.
+fn split_attr_path(path: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in path.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut current)),
+            other => current.push(other),
+        }
+    }
+    if !current.is_empty() || !parts.is_empty() {
+        parts.push(current);
+    }
+    parts.retain(|p| !p.is_empty());
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attr_paths_split_with_quotes() {
+        assert_eq!(split_attr_path("a.b.0"), ["a", "b", "0"]);
+        assert_eq!(split_attr_path("a.\"x.y\""), ["a", "x.y"]);
+        assert!(split_attr_path("").is_empty());
+    }
+}

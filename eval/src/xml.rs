@@ -1,0 +1,183 @@
+//! XML output (`--xml`, `builtins.toXML`), in the shape Nix writes it:
+//!
+//! ```xml
+//! <?xml version='1.0' encoding='utf-8'?>
+//! <expr>
+//!   <attrs>
+//!     <attr name="a">
+//!       <string value="s" />
+//!     </attr>
+//!   </attrs>
+//! </expr>
+//! ```
+//!
+//! Two-space indentation, attributes sorted by name, functions as
+//! `<function>` with `<varpat>` or `<attrspat>`, builtins as
+//! `<unevaluated />`, derivations as `<derivation drvPath outPath>` whose
+//! contents are printed once (later as `<repeated />`). Values are forced
+//! deeply. Source locations are never written (Nix's `--no-location`).
+
+use std::collections::BTreeSet;
+
+use crate::compile::ir::Param;
+use crate::error::EvalResult;
+use crate::machine::Machine;
+use crate::print::format_float;
+use crate::value::Value;
+
+pub fn to_xml(m: &mut Machine, v: &Value) -> EvalResult<String> {
+    let mut w = Writer {
+        out: String::from("<?xml version='1.0' encoding='utf-8'?>\n<expr>\n"),
+        drvs_seen: BTreeSet::new(),
+    };
+    w.value(m, v, 1)?;
+    w.out.push_str("</expr>\n");
+    Ok(w.out)
+}
+
+struct Writer {
+    out: String,
+    drvs_seen: BTreeSet<String>,
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\n' => out.push_str("&#xA;"),
+            '\r' => out.push_str("&#xD;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+impl Writer {
+    fn indent(&mut self, depth: usize) {
+        for _ in 0..depth {
+            self.out.push_str("  ");
+        }
+    }
+
+    fn empty(&mut self, depth: usize, tag: &str, attrs: &[(&str, String)]) {
+        self.indent(depth);
+        self.out.push('<');
+        self.out.push_str(tag);
+        for (k, v) in attrs {
+            self.out.push_str(&format!(" {k}=\"{}\"", escape(v)));
+        }
+        self.out.push_str(" />\n");
+    }
+
+    fn open(&mut self, depth: usize, tag: &str, attrs: &[(&str, String)]) {
+        self.indent(depth);
+        self.out.push('<');
+        self.out.push_str(tag);
+        for (k, v) in attrs {
+            self.out.push_str(&format!(" {k}=\"{}\"", escape(v)));
+        }
+        self.out.push_str(">\n");
+    }
+
+    fn close(&mut self, depth: usize, tag: &str) {
+        self.indent(depth);
+        self.out.push_str(&format!("</{tag}>\n"));
+    }
+
+    fn value(&mut self, m: &mut Machine, v: &Value, depth: usize) -> EvalResult<()> {
+        let v = m.force(v)?;
+        match &v {
+            Value::Null => self.empty(depth, "null", &[]),
+            Value::Bool(b) => self.empty(depth, "bool", &[("value", b.to_string())]),
+            Value::Int(i) => self.empty(depth, "int", &[("value", i.to_string())]),
+            Value::Float(f) => self.empty(depth, "float", &[("value", format_float(*f))]),
+            Value::String(s) => self.empty(depth, "string", &[("value", s.as_str().to_owned())]),
+            Value::Path(p) => self.empty(depth, "path", &[("value", p.display().to_string())]),
+            Value::List(items) => {
+                self.open(depth, "list", &[]);
+                for item in items.iter() {
+                    self.value(m, item, depth + 1)?;
+                }
+                self.close(depth, "list");
+            }
+            Value::Attrs(attrs) => {
+                if crate::ops::is_derivation(m, attrs)? {
+                    let mut tag_attrs = Vec::new();
+                    let mut drv_path = None;
+                    for key in ["drvPath", "outPath"] {
+                        if let Some(p) = attrs.get_str(key) {
+                            let p = m.force_string(&p.clone())?;
+                            if key == "drvPath" {
+                                drv_path = Some(p.as_str().to_owned());
+                            }
+                            tag_attrs.push((key, p.as_str().to_owned()));
+                        }
+                    }
+                    self.open(depth, "derivation", &tag_attrs);
+                    let first = drv_path.is_none_or(|p| self.drvs_seen.insert(p));
+                    if first {
+                        self.attrs(m, attrs, depth + 1)?;
+                    } else {
+                        self.empty(depth + 1, "repeated", &[]);
+                    }
+                    self.close(depth, "derivation");
+                } else {
+                    self.open(depth, "attrs", &[]);
+                    self.attrs(m, attrs, depth + 1)?;
+                    self.close(depth, "attrs");
+                }
+            }
+            Value::Lambda(closure) => {
+                self.open(depth, "function", &[]);
+                match &closure.code.param {
+                    Param::Ident(name) => {
+                        self.empty(depth + 1, "varpat", &[("name", name.as_str().to_owned())]);
+                    }
+                    Param::Formals {
+                        formals,
+                        ellipsis,
+                        at,
+                    } => {
+                        let mut attrs = Vec::new();
+                        if *ellipsis {
+                            attrs.push(("ellipsis", "1".to_owned()));
+                        }
+                        if let Some(at) = at {
+                            attrs.push(("name", at.as_str().to_owned()));
+                        }
+                        self.open(depth + 1, "attrspat", &attrs);
+                        let mut names: Vec<&str> =
+                            formals.iter().map(|f| f.name.as_str()).collect();
+                        names.sort_unstable();
+                        for name in names {
+                            self.empty(depth + 2, "attr", &[("name", name.to_owned())]);
+                        }
+                        self.close(depth + 1, "attrspat");
+                    }
+                }
+                self.close(depth, "function");
+            }
+            Value::PrimOp(_) | Value::Thunk(_) => self.empty(depth, "unevaluated", &[]),
+        }
+        Ok(())
+    }
+
+    fn attrs(
+        &mut self,
+        m: &mut Machine,
+        attrs: &crate::value::Attrs,
+        depth: usize,
+    ) -> EvalResult<()> {
+        for (name, value) in attrs.sorted() {
+            self.open(depth, "attr", &[("name", name.as_str().to_owned())]);
+            let value = value.clone();
+            self.value(m, &value, depth + 1)?;
+            self.close(depth, "attr");
+        }
+        Ok(())
+    }
+}
