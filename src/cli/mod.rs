@@ -1,5 +1,9 @@
 //! The clap definitions: global options and one file per command group.
 
+pub mod config;
+mod hash;
+mod store;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,10 +50,16 @@ pub struct GlobalOpts {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {}
+pub enum Command {
+    Store(store::StoreArgs),
+    Hash(hash::HashArgs),
+}
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Store(args) => store::run(&cli.global, args),
+        Command::Hash(args) => hash::run(args),
+    }
 }
 
 /// `-v`/`-q`/`KILN_LOG` choose what `tracing` prints to stderr.

@@ -1,0 +1,466 @@
+//! `kiln store …`: add files to the store, inspect and query valid paths,
+//! and move trees in and out as NAR archives.
+
+use std::collections::BTreeSet;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use clap::{Args, Subcommand};
+use kiln_store::canonicalise::remove_tree;
+use kiln_store::derivation::json::show_derivations;
+use kiln_store::store::{Store, StoreError, ValidPathInfo};
+use kiln_store::{Derivation, FileIngestionMethod, HashAlgo, StorePath};
+use serde_json::{Value, json};
+
+use crate::cli::GlobalOpts;
+use crate::cli::config::{open_store, parse_store_path_arg, store_config};
+use crate::exit;
+
+/// Work with the store: add files, inspect paths, query the reference graph.
+///
+/// Store paths may be given as logical paths (/kiln/store/<hash>-<name>), as
+/// the same path under the physical root, or as a symlink to one (such as a
+/// `result` link).
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  kiln store add ./src                       add a directory as a source path
+  kiln store path-info --json --closure-size ./result
+  kiln store query --requisites /kiln/store/<hash>-hello
+  kiln store dump /kiln/store/<hash>-src > src.nar
+  kiln store restore ./copy < src.nar")]
+pub struct StoreArgs {
+    #[command(subcommand)]
+    command: StoreCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCommand {
+    Add(AddArgs),
+    AddFixed(AddFixedArgs),
+    Dump(DumpArgs),
+    Restore(RestoreArgs),
+    PathInfo(PathInfoArgs),
+    Query(QueryArgs),
+    ShowDerivation(ShowDerivationArgs),
+}
+
+/// Add files or directories to the store as source paths and print their
+/// store paths, one per line (like `nix-store --add`).
+///
+/// The path is computed from the NAR hash of the contents and the file's
+/// name, so adding the same contents again prints the same path and changes
+/// nothing.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  kiln store add hello.txt
+  kiln --store-dir /nix/store store add ./dir    same path as `nix-store --add ./dir`
+  kiln store add --name config ./my-config.json")]
+struct AddArgs {
+    /// Files or directories to add.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Store path name to use instead of the file name (one PATH only).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+}
+
+/// Add files as fixed-output paths, hashed with ALGO (like
+/// `nix-store --add-fixed`), and print their store paths.
+///
+/// Without --recursive the hash is over the bytes of a regular file (flat);
+/// with it, over the NAR serialisation of a file or directory. The result is
+/// the path a fixed-output derivation with that hash would produce.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  kiln store add-fixed sha256 seed.tar.gz
+  kiln store add-fixed --recursive sha1 ./vendor")]
+struct AddFixedArgs {
+    /// Hash over the NAR serialisation instead of the file's bytes.
+    #[arg(long, short)]
+    recursive: bool,
+    /// Hash algorithm: md5, sha1, sha256 or sha512.
+    #[arg(value_name = "ALGO")]
+    algo: String,
+    /// Files (or, with --recursive, directories) to add.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+/// Write the NAR serialisation of a path to stdout (like `nix-store --dump`).
+///
+/// PATH may be a store path (in any of the accepted spellings) or any file
+/// or directory.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  kiln store dump /kiln/store/<hash>-src > src.nar
+  kiln store dump ./dir | sha256sum           equals `kiln hash path --base16 ./dir`")]
+struct DumpArgs {
+    #[arg(value_name = "PATH")]
+    path: String,
+}
+
+/// Read a NAR from stdin and unpack it into DIR, which must not exist (like
+/// `nix-store --restore`). A malformed archive is an error and leaves
+/// nothing behind.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Example:
+  kiln store dump ./dir | kiln store restore ./copy")]
+struct RestoreArgs {
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+}
+
+/// Show what the database records about valid paths.
+///
+/// Plain output is one line per path: the path, then with --size its NAR
+/// size and with --closure-size the total NAR size of its closure,
+/// tab-separated. --json prints an array of objects like `nix path-info
+/// --json`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  kiln store path-info --json --closure-size ./result
+  kiln store path-info --recursive --size /kiln/store/<hash>-hello")]
+struct PathInfoArgs {
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also show the NAR size.
+    #[arg(long, short = 's')]
+    size: bool,
+    /// Also show the total NAR size of the closure.
+    #[arg(long, short = 'S')]
+    closure_size: bool,
+    /// Show every path in the closure of the given paths.
+    #[arg(long, short)]
+    recursive: bool,
+}
+
+/// Query the reference graph of valid paths (like `nix-store --query`).
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  kiln store query --references ./result
+  kiln store query --requisites ./result     the closure, dependencies first")]
+#[command(group(clap::ArgGroup::new("what").required(true)))]
+struct QueryArgs {
+    /// Paths the given paths refer to directly.
+    #[arg(long, group = "what")]
+    references: bool,
+    /// Valid paths that refer to the given paths directly.
+    #[arg(long, group = "what")]
+    referrers: bool,
+    /// The closure: every path reachable through references, each path
+    /// after the paths it refers to.
+    #[arg(long, short = 'R', group = "what")]
+    requisites: bool,
+    /// Print a JSON array instead of one path per line.
+    #[arg(long)]
+    json: bool,
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<String>,
+}
+
+/// Print derivations as JSON, like `nix show-derivation`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Example:
+  kiln store show-derivation /kiln/store/<hash>-hello.drv")]
+struct ShowDerivationArgs {
+    #[arg(required = true, value_name = "DRV")]
+    drvs: Vec<String>,
+}
+
+pub fn run(global: &GlobalOpts, args: StoreArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        StoreCommand::Add(args) => add(global, args),
+        StoreCommand::AddFixed(args) => add_fixed(global, args),
+        StoreCommand::Dump(args) => dump(global, args),
+        StoreCommand::Restore(args) => restore(args),
+        StoreCommand::PathInfo(args) => path_info(global, args),
+        StoreCommand::Query(args) => query(global, args),
+        StoreCommand::ShowDerivation(args) => show_derivation(global, args),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Errors about the user's input exit with 2, the rest with 1.
+fn classify(err: StoreError) -> anyhow::Error {
+    if err.is_bad_input() {
+        exit::user(err)
+    } else {
+        anyhow::Error::new(err)
+    }
+}
+
+/// The file to add must exist; its name becomes the store path name.
+fn source_name(path: &Path, name: Option<&str>) -> anyhow::Result<String> {
+    std::fs::symlink_metadata(path)
+        .with_context(|| format!("{}", path.display()))
+        .map_err(exit::user)?;
+    if let Some(name) = name {
+        return Ok(name.to_string());
+    }
+    // `.`, `..` and `dir/` have their name only after resolving.
+    let resolved = match path.file_name() {
+        Some(_) => path.to_path_buf(),
+        None => std::fs::canonicalize(path)
+            .with_context(|| format!("{}", path.display()))
+            .map_err(exit::user)?,
+    };
+    let name = resolved
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| {
+            exit::user(anyhow!(
+                "{}: the file name is not valid UTF-8; use --name",
+                path.display()
+            ))
+        })?;
+    Ok(name.to_string())
+}
+
+fn add(global: &GlobalOpts, args: AddArgs) -> anyhow::Result<()> {
+    if args.name.is_some() && args.paths.len() > 1 {
+        return Err(exit::user(anyhow!("--name needs exactly one PATH")));
+    }
+    let mut jobs = Vec::new();
+    for path in &args.paths {
+        jobs.push((path, source_name(path, args.name.as_deref())?));
+    }
+    let store = open_store(global)?;
+    let mut out = std::io::stdout().lock();
+    for (path, name) in jobs {
+        let added = store
+            .add_path(path, &name)
+            .map_err(classify)
+            .with_context(|| format!("adding {}", path.display()))?;
+        writeln!(out, "{}", store.print_path(&added))?;
+    }
+    Ok(())
+}
+
+fn add_fixed(global: &GlobalOpts, args: AddFixedArgs) -> anyhow::Result<()> {
+    let algo: HashAlgo = args
+        .algo
+        .parse()
+        .map_err(|err| exit::user(anyhow!("ALGO {:?}: {err}", args.algo)))?;
+    let method = if args.recursive {
+        FileIngestionMethod::Recursive
+    } else {
+        FileIngestionMethod::Flat
+    };
+    let mut jobs = Vec::new();
+    for path in &args.paths {
+        let name = source_name(path, None)?;
+        if method == FileIngestionMethod::Flat && !std::fs::symlink_metadata(path)?.is_file() {
+            return Err(exit::user(anyhow!(
+                "{}: not a regular file; flat hashing needs one (use --recursive for directories and symlinks)",
+                path.display()
+            )));
+        }
+        jobs.push((path, name));
+    }
+    let store = open_store(global)?;
+    let mut out = std::io::stdout().lock();
+    for (path, name) in jobs {
+        let added = store
+            .add_fixed(path, method, algo, &name)
+            .map_err(classify)
+            .with_context(|| format!("adding {}", path.display()))?;
+        writeln!(out, "{}", store.print_path(&added))?;
+    }
+    Ok(())
+}
+
+/// A store path argument that must be valid in `store`.
+fn valid_path(store: &Store, arg: &str) -> anyhow::Result<StorePath> {
+    let path = parse_store_path_arg(store.config(), arg)?;
+    if !store.is_valid(&path)? {
+        return Err(exit::user(anyhow!(
+            "{arg}: {} is not a valid path in the store at {}",
+            store.print_path(&path),
+            store.config().root.display()
+        )));
+    }
+    Ok(path)
+}
+
+fn dump(global: &GlobalOpts, args: DumpArgs) -> anyhow::Result<()> {
+    let config = store_config(global)?;
+    let source = match parse_store_path_arg(&config, &args.path) {
+        Ok(_) => {
+            let store = Store::open(config)?;
+            let path = valid_path(&store, &args.path)?;
+            store.real_path(&path)
+        }
+        Err(_) => {
+            let path = PathBuf::from(&args.path);
+            std::fs::symlink_metadata(&path)
+                .with_context(|| args.path.clone())
+                .map_err(exit::user)?;
+            path
+        }
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    kiln_store::nar::dump_path(&source, &mut out)
+        .with_context(|| format!("dumping {}", args.path))?;
+    out.flush()?;
+    Ok(())
+}
+
+fn restore(args: RestoreArgs) -> anyhow::Result<()> {
+    if std::fs::symlink_metadata(&args.dir).is_ok() {
+        return Err(exit::user(anyhow!(
+            "{}: already exists; restore needs a new path",
+            args.dir.display()
+        )));
+    }
+    let mut input = BufReader::with_capacity(1 << 20, std::io::stdin().lock());
+    if let Err(err) = kiln_store::nar::restore(&mut input, &args.dir) {
+        // A broken archive leaves nothing half-written behind.
+        let _ = remove_tree(&args.dir);
+        return Err(exit::user(anyhow::Error::new(err).context(format!(
+            "restoring into {} from stdin",
+            args.dir.display()
+        ))));
+    }
+    Ok(())
+}
+
+fn path_info(global: &GlobalOpts, args: PathInfoArgs) -> anyhow::Result<()> {
+    let store = open_store(global)?;
+    let mut paths = BTreeSet::new();
+    for arg in &args.paths {
+        paths.insert(valid_path(&store, arg)?);
+    }
+    if args.recursive {
+        let roots: Vec<StorePath> = paths.iter().cloned().collect();
+        paths = store.closure(&roots)?;
+    }
+    let mut infos = Vec::new();
+    for path in &paths {
+        let info = store
+            .path_info(path)?
+            .ok_or_else(|| anyhow!("{} stopped being valid", store.print_path(path)))?;
+        let closure_size = if args.closure_size {
+            Some(store.closure_size(std::slice::from_ref(path))?)
+        } else {
+            None
+        };
+        infos.push((info, closure_size));
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let array: Vec<Value> = infos
+            .iter()
+            .map(|(info, closure)| info_json(&store, info, *closure))
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &array)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    for (info, closure) in &infos {
+        let mut line = store.print_path(&info.path);
+        if args.size {
+            line.push_str(&format!("\t{}", info.nar_size));
+        }
+        if let Some(closure) = closure {
+            line.push_str(&format!("\t{closure}"));
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// The shape of `nix path-info --json`.
+fn info_json(store: &Store, info: &ValidPathInfo, closure_size: Option<u64>) -> Value {
+    let mut object = json!({
+        "path": store.print_path(&info.path),
+        "narHash": info.nar_hash.to_sri(),
+        "narSize": info.nar_size,
+        "references": info.references.iter().map(|r| store.print_path(r)).collect::<Vec<_>>(),
+        "registrationTime": info.registration_time,
+        "valid": true,
+    });
+    let map = object.as_object_mut().expect("a JSON object literal");
+    if let Some(size) = closure_size {
+        map.insert("closureSize".into(), json!(size));
+    }
+    if let Some(deriver) = &info.deriver {
+        map.insert("deriver".into(), json!(store.print_path(deriver)));
+    }
+    if let Some(ca) = &info.ca {
+        map.insert("ca".into(), json!(ca));
+    }
+    if !info.signatures.is_empty() {
+        map.insert("signatures".into(), json!(info.signatures));
+    }
+    object
+}
+
+fn query(global: &GlobalOpts, args: QueryArgs) -> anyhow::Result<()> {
+    let store = open_store(global)?;
+    let mut paths = Vec::new();
+    for arg in &args.paths {
+        paths.push(valid_path(&store, arg)?);
+    }
+    let result: Vec<StorePath> = if args.requisites {
+        store.topo_sort(&store.closure(&paths)?)?
+    } else {
+        let mut set = BTreeSet::new();
+        for path in &paths {
+            if args.references {
+                set.extend(store.references(path)?);
+            } else {
+                set.extend(store.referrers(path)?);
+            }
+        }
+        set.into_iter().collect()
+    };
+    let printed: Vec<String> = result.iter().map(|p| store.print_path(p)).collect();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &printed)?;
+        writeln!(out)?;
+    } else {
+        for line in printed {
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
+}
+
+fn show_derivation(global: &GlobalOpts, args: ShowDerivationArgs) -> anyhow::Result<()> {
+    let store = open_store(global)?;
+    let mut drvs = Vec::new();
+    for arg in &args.drvs {
+        let path = valid_path(&store, arg)?;
+        if !path.name().ends_with(".drv") {
+            return Err(exit::user(anyhow!(
+                "{arg}: {} is not a derivation (its name does not end in .drv)",
+                store.print_path(&path)
+            )));
+        }
+        let real = store.real_path(&path);
+        let bytes = std::fs::read(&real).with_context(|| format!("reading {}", real.display()))?;
+        let drv = Derivation::parse(store.store_dir(), &bytes)
+            .with_context(|| format!("parsing {}", store.print_path(&path)))
+            .map_err(exit::user)?;
+        drvs.push((path, drv));
+    }
+    let value = show_derivations(store.store_dir(), drvs.iter().map(|(p, d)| (p, d)));
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &value)?;
+    writeln!(out)?;
+    Ok(())
+}
