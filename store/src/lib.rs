@@ -12,6 +12,7 @@ pub mod nar;
 pub mod nixbase32;
 pub mod store;
 pub mod store_path;
+pub mod verify;
 
 pub use derivation::{Derivation, DerivationError, DerivationOutput};
 pub use error::{HashError, NarError, Nixbase32Error, StorePathError};
