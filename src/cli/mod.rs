@@ -1,7 +1,9 @@
 //! The clap definitions: global options and one file per command group.
 
+mod build;
 pub mod config;
 mod hash;
+mod log;
 mod store;
 
 use std::path::PathBuf;
@@ -51,12 +53,18 @@ pub struct GlobalOpts {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Build derivations in sandboxes.
+    Build(build::BuildArgs),
+    /// Print the build log of a derivation or output path.
+    Log(log::LogArgs),
     Store(store::StoreArgs),
     Hash(hash::HashArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Build(args) => build::run(&cli.global, &args),
+        Command::Log(args) => log::run(&cli.global, &args),
         Command::Store(args) => store::run(&cli.global, args),
         Command::Hash(args) => hash::run(args),
     }

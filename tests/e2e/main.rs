@@ -2,3 +2,4 @@
 //! its own temporary root and HOME. One test binary, one module per area.
 
 mod harness;
+mod build;

@@ -1,0 +1,396 @@
+//! `kiln build`: realise derivations, show progress, create `result` links.
+//!
+//! Installables: `.drv` store paths (logical, physical, or a symlink to one).
+//! `FILE [-A ATTR]…` needs the evaluator and says so until it is wired in.
+//! Each target gets `result` (then `result-2`, …), plus `result-OUTPUT` for
+//! outputs other than `out`; each link points at the output's physical
+//! path and is registered as an indirect GC root:
+//! `STATE/gcroots/auto/<nixbase32 sha1 of the link's absolute path>` is a
+//! symlink to the link.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use kiln_builder::build::CheckedOutput;
+use kiln_builder::supervise::Limits;
+use kiln_builder::{BuildError, Failure, Observer, RealiseOptions, realise};
+use kiln_store::store::Store;
+use kiln_store::{Hash, HashAlgo, StorePath};
+
+use crate::cli::GlobalOpts;
+use crate::cli::config::{open_store, parse_store_path_arg};
+use crate::exit;
+
+/// Build derivations in sandboxes.
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// `.drv` store paths to build, or a file to evaluate (with -A).
+    #[arg(value_name = "FILE|DRV")]
+    pub installables: Vec<String>,
+    /// Attribute path to build from FILE (repeatable).
+    #[arg(short = 'A', long = "attr", value_name = "ATTR")]
+    pub attrs: Vec<String>,
+    /// Builds to run at once (default: the number of CPUs).
+    #[arg(short = 'j', long = "max-jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// NIX_BUILD_CORES for each build (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub cores: Option<u32>,
+    /// Name of the result symlink.
+    #[arg(
+        short = 'o',
+        long = "out-link",
+        value_name = "LINK",
+        default_value = "result"
+    )]
+    pub out_link: PathBuf,
+    /// Do not create result symlinks.
+    #[arg(long)]
+    pub no_out_link: bool,
+    /// Print the output paths on stdout.
+    #[arg(long)]
+    pub print_out_paths: bool,
+    /// Stream build logs to stderr, each line prefixed with `name> `.
+    #[arg(short = 'L', long = "print-build-logs")]
+    pub print_build_logs: bool,
+    /// Keep building what does not depend on a failed build.
+    #[arg(short = 'k', long)]
+    pub keep_going: bool,
+    /// Keep the build directory of a failed build.
+    #[arg(short = 'K', long)]
+    pub keep_failed: bool,
+    /// Rebuild already valid outputs and compare them with the store.
+    #[arg(long)]
+    pub check: bool,
+    /// Kill a build that runs longer than S seconds.
+    #[arg(long, value_name = "S")]
+    pub timeout: Option<u64>,
+    /// Kill a build that prints nothing for S seconds.
+    #[arg(long, value_name = "S")]
+    pub max_silent_time: Option<u64>,
+}
+
+pub fn run(global: &GlobalOpts, args: &BuildArgs) -> anyhow::Result<std::process::ExitCode> {
+    let store = open_store(global)?;
+    let targets = targets(&store, args)?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let options = RealiseOptions {
+        jobs: args.jobs.unwrap_or(cpus).max(1),
+        cores: args.cores.unwrap_or(cpus as u32),
+        keep_going: args.keep_going,
+        keep_failed: args.keep_failed,
+        check: args.check,
+        limits: Limits {
+            timeout: args.timeout.map(Duration::from_secs),
+            max_silent: args.max_silent_time.map(Duration::from_secs),
+        },
+    };
+    let progress = Progress::new(args.print_build_logs, global.quiet);
+    let realised = realise(&store, &targets, &options, &progress)?;
+    progress.clear();
+
+    if !realised.ok() {
+        for (drv, failure) in &realised.failures {
+            report_failure(drv, failure);
+        }
+        let n = realised
+            .failures
+            .iter()
+            .filter(|(_, f)| matches!(f, Failure::Build(_)))
+            .count();
+        return Err(anyhow!("{n} build(s) failed"));
+    }
+    if args.check {
+        let mut same = true;
+        for (drv, outputs) in &realised.checks {
+            same &= report_check(drv, outputs);
+        }
+        return if same {
+            Ok(std::process::ExitCode::SUCCESS)
+        } else {
+            Err(anyhow!(
+                "some outputs differ when rebuilt: not reproducible"
+            ))
+        };
+    }
+
+    let mut stdout = String::new();
+    for (i, (_drv, outputs)) in realised.outputs.iter().enumerate() {
+        for (name, path) in outputs {
+            if args.print_out_paths {
+                stdout += &format!("{}\n", store.print_path(path));
+            }
+            if !args.no_out_link {
+                let link = link_name(&args.out_link, i, name);
+                make_result_link(&store, &link, path)?;
+            }
+        }
+    }
+    print!("{stdout}");
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The derivations the command line names.
+fn targets(store: &Store, args: &BuildArgs) -> anyhow::Result<Vec<StorePath>> {
+    let logical = store.store_dir().as_str();
+    let physical = store.physical_store_dir().to_string_lossy().into_owned();
+    let mut files = Vec::new();
+    let mut drvs = Vec::new();
+    for arg in &args.installables {
+        let looks_like_store_path = arg.ends_with(".drv")
+            || arg.starts_with(&format!("{logical}/"))
+            || arg.starts_with(&format!("{physical}/"));
+        if !looks_like_store_path {
+            files.push(arg.as_str());
+            continue;
+        }
+        let path = parse_store_path_arg(store.config(), arg)?;
+        if !path.name().ends_with(".drv") {
+            return Err(exit::user(anyhow!(
+                "{arg} is not a derivation: `kiln build` takes .drv store paths (the output of `kiln instantiate`)"
+            )));
+        }
+        drvs.push(path);
+    }
+    if !files.is_empty() || !args.attrs.is_empty() || drvs.is_empty() {
+        let what = files.first().copied().unwrap_or("./default.nix");
+        return Err(exit::user(anyhow!(
+            "cannot build {what}: evaluating files needs the evaluator, which `kiln build` does not use yet; \
+             instantiate it first and pass the .drv store path"
+        )));
+    }
+    Ok(drvs)
+}
+
+/// `result`, `result-2`, …, with `-OUTPUT` for outputs other than `out`.
+fn link_name(base: &Path, index: usize, output: &str) -> PathBuf {
+    let mut name = base.as_os_str().to_owned();
+    if index > 0 {
+        name.push(format!("-{}", index + 1));
+    }
+    if output != "out" {
+        name.push(format!("-{output}"));
+    }
+    PathBuf::from(name)
+}
+
+/// Point `link` at the output and register it as an indirect GC root.
+fn make_result_link(store: &Store, link: &Path, path: &StorePath) -> anyhow::Result<()> {
+    let target = store.real_path(path);
+    let link = std::path::absolute(link).with_context(|| format!("{}", link.display()))?;
+    replace_symlink(&target, &link)
+        .with_context(|| format!("creating the result link {}", link.display()))?;
+    let auto = store.state_dir().join("gcroots/auto");
+    std::fs::create_dir_all(&auto).with_context(|| format!("creating {}", auto.display()))?;
+    let key = Hash::digest(HashAlgo::Sha1, link.as_os_str().as_encoded_bytes()).to_nix32();
+    replace_symlink(&link, &auto.join(key)).context("registering the GC root")?;
+    Ok(())
+}
+
+/// Create or atomically replace a symlink (never a non-link file).
+fn replace_symlink(target: &Path, link: &Path) -> anyhow::Result<()> {
+    if let Ok(meta) = std::fs::symlink_metadata(link)
+        && !meta.file_type().is_symlink()
+    {
+        return Err(exit::user(anyhow!(
+            "{} exists and is not a symlink; not replacing it",
+            link.display()
+        )));
+    }
+    let tmp = link.with_file_name(format!(
+        ".{}.tmp-{}",
+        link.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)?;
+    std::fs::rename(&tmp, link)?;
+    Ok(())
+}
+
+fn report_failure(drv: &str, failure: &Failure) {
+    match failure {
+        Failure::Build(BuildError::BuilderFailed {
+            drv: _,
+            outcome,
+            log_tail,
+            kept,
+        }) => {
+            eprintln!("error: builder for '{drv}' failed: {outcome}");
+            if !log_tail.is_empty() {
+                eprintln!("last {} log lines:", log_tail.len());
+                for line in log_tail {
+                    eprintln!("> {line}");
+                }
+            }
+            if let Some(dir) = kept {
+                eprintln!("the build directory is kept at {}", dir.display());
+            }
+            eprintln!("For the full log, run 'kiln log {drv}'.");
+        }
+        Failure::Build(e) => eprintln!("error: {e}"),
+        Failure::Dependency(dep) => {
+            eprintln!("error: cannot build '{drv}': its dependency '{dep}' failed")
+        }
+        Failure::NotStarted => {}
+    }
+}
+
+/// Print what `--check` found; true when every output is identical.
+fn report_check(drv: &str, outputs: &[CheckedOutput]) -> bool {
+    let mut same = true;
+    for out in outputs {
+        if out.differences.is_empty() {
+            eprintln!("checked output '{}' of '{drv}': reproducible", out.output);
+            continue;
+        }
+        same = false;
+        eprintln!(
+            "error: output '{}' of '{drv}' differs when rebuilt ({}):",
+            out.output, out.path
+        );
+        for d in &out.differences {
+            let file = if d.path.as_os_str().is_empty() {
+                "(the output itself)".to_string()
+            } else {
+                d.path.display().to_string()
+            };
+            eprintln!(
+                "  {file}\n    in the store: {}\n    rebuilt:      {}",
+                d.valid, d.rebuilt
+            );
+        }
+    }
+    same
+}
+
+/// The progress view: a live display on a terminal, plain lines otherwise.
+struct Progress {
+    print_logs: bool,
+    quiet: bool,
+    live: Option<Live>,
+    total: AtomicUsize,
+    done: AtomicUsize,
+}
+
+struct Live {
+    multi: MultiProgress,
+    main: ProgressBar,
+    running: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Progress {
+    fn new(print_logs: bool, quiet: bool) -> Progress {
+        let live = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let multi = MultiProgress::new();
+            let main = multi.add(ProgressBar::new(0));
+            main.set_style(
+                ProgressStyle::with_template("[{pos}/{len} built] {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            main.enable_steady_tick(Duration::from_millis(200));
+            Live {
+                multi,
+                main,
+                running: Mutex::new(HashMap::new()),
+            }
+        });
+        Progress {
+            print_logs,
+            quiet,
+            live,
+            total: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(live) = &self.live {
+            live.main.finish_and_clear();
+            let _ = live.multi.clear();
+        }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, ProgressBar>> {
+        let live = self.live.as_ref().expect("only called with a live view");
+        live.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Observer for Progress {
+    fn planned(&self, drvs: &[String]) {
+        self.total.store(drvs.len(), Ordering::Relaxed);
+        if let Some(live) = &self.live {
+            live.main.set_length(drvs.len() as u64);
+        } else if !self.quiet {
+            eprintln!("these {} derivations will be built:", drvs.len());
+            for d in drvs {
+                eprintln!("  {d}");
+            }
+        }
+    }
+
+    fn started(&self, drv: &str, name: &str) {
+        if let Some(live) = &self.live {
+            let bar = live.multi.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("  {spinner} {prefix}: {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(name.to_string());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            self.running().insert(drv.to_string(), bar);
+        } else if !self.quiet {
+            eprintln!("building '{drv}'...");
+        }
+    }
+
+    fn log_line(&self, drv: &str, name: &str, line: &str) {
+        if let Some(live) = &self.live {
+            if self.print_logs {
+                live.multi.suspend(|| eprintln!("{name}> {line}"));
+            }
+            if let Some(bar) = self.running().get(drv) {
+                bar.set_message(line.to_string());
+            }
+        } else if self.print_logs {
+            eprintln!("{name}> {line}");
+        }
+    }
+
+    fn built_elsewhere(&self, drv: &str, _name: &str) {
+        if self.live.is_none() && !self.quiet {
+            eprintln!("'{drv}' was built by another process");
+        }
+    }
+
+    fn finished(&self, drv: &str, _name: &str, ok: bool) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let total = self.total.load(Ordering::Relaxed);
+        if let Some(live) = &self.live {
+            if let Some(bar) = self.running().remove(drv) {
+                bar.finish_and_clear();
+                live.multi.remove(&bar);
+            }
+            if ok {
+                live.main.inc(1);
+            }
+            let running: Vec<String> = self.running().values().map(|bar| bar.prefix()).collect();
+            live.main.set_message(running.join(", "));
+        } else if !self.quiet {
+            let status = if ok { "built" } else { "FAILED" };
+            eprintln!("[{done}/{total}] {status} '{drv}'");
+        }
+    }
+}
