@@ -100,7 +100,8 @@ pub fn is_plain_identifier(name: &str) -> bool {
 }
 
 fn print_attr_name(name: &str, out: &mut String) {
-    if is_plain_identifier(name) {
+    // Nix 2.8 quotes the keyword `if` (only that one) when printing.
+    if is_plain_identifier(name) && name != "if" {
         out.push_str(name);
     } else {
         escape_string(name, out);

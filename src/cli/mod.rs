@@ -1,6 +1,7 @@
 //! The clap definitions: global options and one file per command group.
 
 mod build;
+mod eval;
 pub mod config;
 mod hash;
 mod log;
@@ -59,6 +60,8 @@ pub enum Command {
     Log(log::LogArgs),
     Store(store::StoreArgs),
     Hash(hash::HashArgs),
+    /// Evaluate an expression or file and print the value.
+    Eval(eval::EvalArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -67,6 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Log(args) => log::run(&cli.global, &args),
         Command::Store(args) => store::run(&cli.global, args),
         Command::Hash(args) => hash::run(args),
+        Command::Eval(args) => eval::run(&cli.global, &args),
     }
 }
 

@@ -1,0 +1,136 @@
+//! `kiln eval [FILE] [-E EXPR] [-A ATTRPATH] [--strict] [--json] [--xml]
+//! [--arg NAME EXPR] [--argstr NAME STRING] [-I PATH]`: evaluate and print
+//! a value the way `nix-instantiate --eval` does.
+//!
+//! A function at the top (or along `-A`) is called with the `--arg`s it
+//! accepts, like Nix's auto-calling. Evaluation runs on a thread with a
+//! large stack (deep recursion in user code); an evaluation error is
+//! printed with its source line and trace and exits with code 2.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use anyhow::Context;
+use clap::Args;
+use kiln_eval::{AutoArg, EvalOptions, Evaluation, MemoryStore, OutputFormat, SearchPathEntry};
+
+use super::GlobalOpts;
+
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// The file to evaluate (a directory means its default.nix). Default:
+    /// ./default.nix.
+    #[arg(value_name = "FILE", conflicts_with = "expr")]
+    pub file: Option<PathBuf>,
+    /// Evaluate this expression instead of a file.
+    #[arg(short = 'E', long = "expr", value_name = "EXPR")]
+    pub expr: Option<String>,
+    /// Select this attribute path of the result (e.g. `pkgs.hello`).
+    #[arg(short = 'A', long = "attr", value_name = "ATTRPATH")]
+    pub attr: Vec<String>,
+    /// Evaluate the result completely (nested attributes and lists).
+    #[arg(long)]
+    pub strict: bool,
+    /// Print the result as JSON.
+    #[arg(long, conflicts_with = "xml")]
+    pub json: bool,
+    /// Print the result as XML.
+    #[arg(long)]
+    pub xml: bool,
+    /// Accepted for compatibility with Nix; kiln never writes locations in
+    /// XML.
+    #[arg(long, hide = true)]
+    pub no_location: bool,
+    /// Pass NAME = EXPR to a top-level function.
+    #[arg(long = "arg", num_args = 2, value_names = ["NAME", "EXPR"], action = clap::ArgAction::Append)]
+    pub arg: Vec<String>,
+    /// Pass NAME = "STRING" to a top-level function.
+    #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "STRING"], action = clap::ArgAction::Append)]
+    pub argstr: Vec<String>,
+    /// Add a search path entry for `<name>` lookups: `DIR` or
+    /// `PREFIX=DIR` (before those of KILN_PATH).
+    #[arg(short = 'I', value_name = "PATH")]
+    pub include: Vec<String>,
+}
+
+pub fn run(global: &GlobalOpts, args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("finding the current directory")?;
+    let mut search_path: Vec<SearchPathEntry> = args
+        .include
+        .iter()
+        .map(|entry| SearchPathEntry::parse(entry, &cwd))
+        .collect();
+    if let Ok(env_path) = std::env::var("KILN_PATH") {
+        search_path.extend(SearchPathEntry::parse_list(&env_path, &cwd));
+    }
+    let options = EvalOptions {
+        search_path,
+        base_dir: cwd,
+        ..EvalOptions::default()
+    };
+    let store_dir = global.store_dir.clone();
+    let args = args.clone();
+    let outcome = kiln_eval::run_with_big_stack(move || evaluate(options, store_dir, &args));
+    match outcome {
+        Ok(text) => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(text.as_bytes())
+                .and_then(|_| stdout.flush())
+                .context("writing the result")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(rendered) => {
+            eprint!("{rendered}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// Evaluate and render on the evaluation thread; errors come back
+/// rendered (values cannot leave the thread).
+fn evaluate(options: EvalOptions, store_dir: String, args: &EvalArgs) -> Result<String, String> {
+    let mut session = Evaluation::with_store(options, Rc::new(MemoryStore::new(store_dir)));
+    let mut auto_args = Vec::new();
+    for pair in args.arg.chunks(2) {
+        if let [name, expr] = pair {
+            auto_args.push((name.clone(), AutoArg::Expr(expr.clone())));
+        }
+    }
+    for pair in args.argstr.chunks(2) {
+        if let [name, value] = pair {
+            auto_args.push((name.clone(), AutoArg::Str(value.clone())));
+        }
+    }
+    let format = if args.json {
+        OutputFormat::Json
+    } else if args.xml {
+        OutputFormat::Xml
+    } else {
+        OutputFormat::Nix
+    };
+    let result = (|| {
+        let root = match (&args.expr, &args.file) {
+            (Some(expr), _) => session.eval_expr(expr)?,
+            (None, Some(file)) => session.eval_file(file)?,
+            (None, None) => session.eval_file(std::path::Path::new("default.nix"))?,
+        };
+        let paths: Vec<&str> = if args.attr.is_empty() {
+            vec![""]
+        } else {
+            args.attr.iter().map(String::as_str).collect()
+        };
+        let mut out = String::new();
+        for path in paths {
+            let value = session.select_path(root.clone(), path, &auto_args)?;
+            out.push_str(&session.render(&value, format, args.strict)?);
+            if format != OutputFormat::Xml {
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    })();
+    result.map_err(|err| session.render_error(&err))
+}
