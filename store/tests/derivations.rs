@@ -537,7 +537,7 @@ fn every_truncation_of_a_real_drv_is_an_error() {
 #[test]
 fn byte_flips_give_errors_or_round_trip() {
     let replacements = [
-        b'"', b'\\', b'(', b')', b'[', b']', b',', b'\0', 0xff, b'a', b'/',
+        b'"', b'\\', b'(', b')', b'[', b']', b',', b'\0', b'\n', b'\r', b'\t', 0xff, b'a', b'/',
     ];
     for name in [
         "dep-chain",

@@ -65,6 +65,8 @@ pub enum DerivationError {
         "{what} {at} contains an escape or a quote or backslash, which Nix writes unescaped in this field"
     )]
     UnquotedFieldEscape { at: Location, what: &'static str },
+    #[error("raw control byte {byte:#04x} {at}: Nix writes it escaped in this field")]
+    UnescapedControl { at: Location, byte: u8 },
     #[error("bad store path {path:?} {at}: {source}")]
     BadPath {
         at: Location,

@@ -2,7 +2,8 @@
 //! the byte-identical round trip and the rest of kiln rely on:
 //!
 //! - strings are UTF-8; fields Nix writes unescaped (output names, paths,
-//!   hash fields, system) contain no escape;
+//!   hash fields, system) contain no escape, and the other fields no raw
+//!   newline, carriage return or tab (Nix escapes those);
 //! - paths are store paths under the given store dir;
 //! - outputs, input derivations, their output names, input sources and env
 //!   keys are strictly ascending (sorted, no duplicates);
@@ -234,6 +235,18 @@ pub(crate) fn output_from_fields(
 
 /// A field Nix writes with `printString`: escapes resolved, then UTF-8.
 fn escaped(raw: &RawString<'_>) -> Result<String, DerivationError> {
+    // Nix always escapes these three here, so a raw one would not survive
+    // a round trip.
+    if let Some(i) = raw
+        .raw
+        .iter()
+        .position(|b| matches!(b, b'\n' | b'\r' | b'\t'))
+    {
+        return Err(DerivationError::UnescapedControl {
+            at: Location::Byte(raw.pos + 1 + i),
+            byte: raw.raw[i],
+        });
+    }
     String::from_utf8(raw.unescape()).map_err(|_| DerivationError::NotUtf8 {
         at: Location::Byte(raw.pos),
     })
