@@ -21,6 +21,7 @@ pub mod env;
 pub mod error;
 mod evaluation;
 pub mod import;
+pub mod kiln_store;
 pub mod machine;
 pub mod ops;
 pub mod options;
@@ -36,6 +37,7 @@ pub mod symbol;
 pub mod value;
 pub mod xml;
 
+pub use self::kiln_store::KilnEvalStore;
 pub use error::{ErrorKind, EvalError, EvalResult};
 pub use evaluation::{AutoArg, Evaluation, OutputFormat};
 pub use options::EvalOptions;

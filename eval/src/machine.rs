@@ -492,7 +492,8 @@ impl Machine {
                 .statics
                 .iter()
                 .map(|a| match &*a.value {
-                    Expr::Const(v) => v.clone(),
+                    // With `__overrides` every slot must be replaceable.
+                    Expr::Const(v) if !code.has_overrides => v.clone(),
                     _ => Value::Thunk(Thunk::uninit()),
                 })
                 .collect();
@@ -536,7 +537,7 @@ impl Machine {
             entries.push((sym, self.delay(&dynamic.value, &scope), Some(dynamic.span)));
         }
         let attrs = Attrs::from_entries_with_positions(entries);
-        if code.recursive
+        if code.has_overrides
             && let Some(overrides) = attrs.get(self.sym.overrides)
         {
             return self.apply_overrides(&attrs, overrides.clone(), &scope, code);

@@ -36,6 +36,78 @@ pub trait EvalStore {
 
     /// Whether `path` is a valid store path in this store.
     fn is_valid(&self, path: &str) -> bool;
+
+    // ----- derivations (issue 4; see `crate::kiln_store`) -----------------
+
+    /// Add a file or tree as `builtins.path` does: recursive (NAR) or flat
+    /// (a regular file's bytes), skipping the entries `request.excluded`
+    /// names, and checking `request.expected_sha256` if given.
+    fn add_path(&self, request: &PathRequest<'_>) -> StoreResult<String> {
+        if request.recursive && request.excluded.is_none() && request.expected_sha256.is_none() {
+            return self.add_source(request.name, request.path);
+        }
+        Err("this store cannot add filtered, flat or hash-checked paths".to_owned())
+    }
+
+    /// Write a `.drv` (named `{name}.drv`) and return its path. Stores that
+    /// compute Nix's paths remember the derivation for
+    /// [`EvalStore::derivation_info`].
+    fn write_derivation(&self, drv: &kiln_store::Derivation, name: &str) -> StoreResult<String> {
+        let dir = kiln_store::StoreDir::new(self.store_dir()).map_err(|e| e.to_string())?;
+        let refs = drv.references().iter().map(|p| dir.display(p)).collect();
+        let aterm = drv.to_aterm(&dir);
+        self.add_text(
+            &format!("{name}.drv"),
+            &String::from_utf8_lossy(&aterm),
+            &refs,
+        )
+    }
+
+    /// The unmasked hash modulo and output names of a derivation written
+    /// (or readable) here.
+    fn derivation_info(&self, drv_path: &str) -> StoreResult<DerivationInfo> {
+        Err(format!(
+            "this store cannot read the derivation '{drv_path}'"
+        ))
+    }
+
+    /// The references of a store path (for `=drv` contexts, which bring
+    /// in a derivation's whole closure).
+    fn references(&self, path: &str) -> StoreResult<BTreeSet<String>> {
+        Err(format!("this store cannot query references of '{path}'"))
+    }
+
+    /// Record the `meta` of a derivation (JSON) for SBOMs.
+    fn set_derivation_meta(&self, _drv_path: &str, _json: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// Make everything written so far durable and valid (stores may batch
+    /// their writes until this is called).
+    fn flush(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+/// What `builtins.path` / `filterSource` / `"${./p}"` ask of the store.
+pub struct PathRequest<'a> {
+    pub name: &'a str,
+    pub path: &'a Path,
+    /// NAR (true) or the flat bytes of a regular file (false).
+    pub recursive: bool,
+    /// Entries (relative to `path`) left out by a filter; a left-out
+    /// directory drops everything under it.
+    pub excluded: Option<&'a BTreeSet<std::path::PathBuf>>,
+    /// The content hash the result must have (`sha256` argument).
+    pub expected_sha256: Option<&'a kiln_store::Hash>,
+}
+
+/// What instantiation needs to know about an input derivation.
+#[derive(Debug, Clone)]
+pub struct DerivationInfo {
+    /// Unmasked `hashDerivationModulo`.
+    pub hash: kiln_store::derivation::DrvHash,
+    pub outputs: BTreeSet<String>,
 }
 
 /// A store held in memory, for tests and for evaluation without a root.

@@ -34,14 +34,18 @@
 //! - `lists.rs` (map, filter, foldl', sort, genList, …): evaluator engineer
 //! - `strings.rs` (substring, replaceStrings, split, match, versions, …):
 //!   evaluator engineer
-//! - `json.rs`, `io.rs`, `hash.rs`: evaluator engineer
+//! - `json.rs`, `io.rs`, `hash.rs`, `context.rs`: evaluator engineer
 //! - constants (`currentSystem`, `nixVersion`, `langVersion`, …): this file
 
 pub mod arith;
 pub mod attrs;
+pub mod context;
 pub mod control;
+pub mod hash;
+pub mod io;
 pub mod json;
 pub mod lists;
+pub mod strings;
 pub mod types;
 
 use std::rc::Rc;
@@ -73,6 +77,10 @@ pub const FAMILIES: &[&[Builtin]] = &[
     attrs::BUILTINS,
     lists::BUILTINS,
     json::BUILTINS,
+    strings::BUILTINS,
+    io::BUILTINS,
+    hash::BUILTINS,
+    context::BUILTINS,
 ];
 
 /// Names visible without `builtins.` (besides `__name` for every builtin).

@@ -127,6 +127,8 @@ pub struct AttrsCode {
     /// `rec { … }`: the values are evaluated in a new scope whose slots are
     /// `statics` in order.
     pub recursive: bool,
+    /// A `rec` set with a static `__overrides` attribute.
+    pub has_overrides: bool,
     pub statics: Vec<StaticAttr>,
     /// `"${k}" = v;` entries, evaluated after the static ones (a `null`
     /// name drops the entry).

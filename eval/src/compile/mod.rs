@@ -395,8 +395,11 @@ impl Compiler<'_> {
                 span: d.span,
             });
         }
+        let overrides = Symbol::intern("__overrides");
+        let has_overrides = recursive && statics.iter().any(|a| a.name == overrides);
         Ok(Expr::Attrs(Rc::new(AttrsCode {
             recursive,
+            has_overrides,
             statics,
             dynamics,
             span,

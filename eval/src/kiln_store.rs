@@ -1,0 +1,495 @@
+//! [`KilnEvalStore`]: the evaluator's store with Nix's real paths, either
+//! writing to a `kiln_store::Store` or only computing (dry run).
+//!
+//! # What it computes
+//!
+//! Every path is the one Nix 2.8 computes (see `kiln_store::store_path`):
+//! sources are `source` paths of their NAR sha256 (or fixed-output paths
+//! for flat / filtered adds), `toFile` results and `.drv` files are `text`
+//! paths of their contents and references. For each derivation written it
+//! remembers the unmasked hash modulo and the output names, so that
+//! dependent derivations never re-read or re-hash their inputs (Nix keeps
+//! the same cache, `drvHashes`).
+//!
+//! # How it writes (the batching)
+//!
+//! Sources are added through `Store::add_fixed` at once: they are few and
+//! may be large. Text files (`.drv`s, `toFile`) are many and tiny, so they
+//! are batched: each is written to one temporary directory inside the
+//! store as it is produced; [`EvalStore::flush`] then canonicalises them,
+//! makes them durable with one `syncfs` (instead of one `fsync` per file),
+//! renames them into place, syncs the store directory once and registers
+//! them all in one transaction. The store's invariant holds: a path is
+//! registered only after its file is complete and synced; a crash before
+//! the transaction leaves unregistered files that the next write replaces.
+//! Until the flush, files exist only in the temporary directory (reading
+//! a `toFile` result back during the same evaluation is not supported, as
+//! in Nix's read-only mode).
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use kiln_store::hash::{Hash, HashAlgo};
+use kiln_store::store::temp::TempDir;
+use kiln_store::store::{Store, ValidPathInfo};
+use kiln_store::store_path::{make_fixed_output_path, make_text_path};
+use kiln_store::{Derivation, FileIngestionMethod, StoreDir, StorePath};
+use rustc_hash::FxHashMap;
+
+use crate::store::{DerivationInfo, EvalStore, PathRequest, StoreResult};
+
+/// The store used by `kiln instantiate`, `kiln build FILE` and
+/// `kiln eval` (dry run).
+pub struct KilnEvalStore {
+    dir: StoreDir,
+    dir_text: String,
+    /// `None`: dry run, nothing is written.
+    store: Option<Store>,
+    state: RefCell<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// References of the paths this evaluation produced.
+    references: FxHashMap<String, BTreeSet<String>>,
+    /// Derivations this evaluation produced or read.
+    derivations: FxHashMap<String, DerivationInfo>,
+    /// Text files written to `temp` and not yet registered.
+    pending: Vec<Pending>,
+    pending_paths: rustc_hash::FxHashSet<String>,
+    temp: Option<TempDir>,
+    /// `meta` JSON to record once the derivations are registered.
+    meta: Vec<(StorePath, String)>,
+}
+
+struct Pending {
+    info: ValidPathInfo,
+    file: PathBuf,
+}
+
+impl KilnEvalStore {
+    /// Compute Nix's paths without writing anything.
+    pub fn dry_run(dir: StoreDir) -> KilnEvalStore {
+        KilnEvalStore {
+            dir_text: dir.as_str().to_owned(),
+            dir,
+            store: None,
+            state: RefCell::new(State::default()),
+        }
+    }
+
+    /// Write to `store` (text files batched until [`EvalStore::flush`]).
+    pub fn writing(store: Store) -> KilnEvalStore {
+        let dir = store.store_dir().clone();
+        KilnEvalStore {
+            dir_text: dir.as_str().to_owned(),
+            dir,
+            store: Some(store),
+            state: RefCell::new(State::default()),
+        }
+    }
+
+    /// The underlying store (None in a dry run).
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    fn parse(&self, path: &str) -> StoreResult<StorePath> {
+        self.dir.parse_path(path).map_err(|e| e.to_string())
+    }
+
+    fn parse_all(&self, paths: &BTreeSet<String>) -> StoreResult<BTreeSet<StorePath>> {
+        paths.iter().map(|p| self.parse(p)).collect()
+    }
+
+    /// Add a text file: compute its path and, when writing, queue it.
+    fn add_text_bytes(
+        &self,
+        name: &str,
+        contents: &[u8],
+        references: BTreeSet<StorePath>,
+    ) -> StoreResult<StorePath> {
+        let contents_hash = Hash::digest(HashAlgo::Sha256, contents);
+        let path = make_text_path(&self.dir, name, &contents_hash, &references)
+            .map_err(|e| e.to_string())?;
+        let printed = self.dir.display(&path);
+        let reference_strings: BTreeSet<String> =
+            references.iter().map(|r| self.dir.display(r)).collect();
+        self.state
+            .borrow_mut()
+            .references
+            .insert(printed.clone(), reference_strings);
+        let Some(store) = &self.store else {
+            return Ok(path);
+        };
+        if self.state.borrow().pending_paths.contains(&printed)
+            || store.is_valid(&path).map_err(|e| e.to_string())?
+        {
+            return Ok(path);
+        }
+        let mut state = self.state.borrow_mut();
+        if state.temp.is_none() {
+            state.temp = Some(store.temp_dir().map_err(|e| e.to_string())?);
+        }
+        let temp = state.temp.as_ref().map(|t| t.path().to_path_buf());
+        let Some(temp) = temp else {
+            return Err("no temporary directory".to_owned());
+        };
+        let file = temp.join(path.base_name());
+        fs::write(&file, contents).map_err(|e| format!("writing '{}': {e}", file.display()))?;
+        let (nar_hash, nar_size) =
+            kiln_store::nar::hash_path(&file, HashAlgo::Sha256).map_err(|e| e.to_string())?;
+        let info = ValidPathInfo {
+            path: path.clone(),
+            nar_hash,
+            nar_size,
+            deriver: None,
+            references,
+            registration_time: now_secs(),
+            ca: Some(format!("text:{}", contents_hash.to_typed_nix32())),
+            signatures: Vec::new(),
+        };
+        state.pending_paths.insert(printed);
+        state.pending.push(Pending { info, file });
+        Ok(path)
+    }
+
+    /// Add a (possibly filtered) file or tree; returns the path and the
+    /// content hash the path was computed from.
+    fn add_tree(&self, request: &PathRequest<'_>) -> StoreResult<StorePath> {
+        // A filter is applied by copying what it keeps to a scratch
+        // directory first; the store then ingests that copy.
+        let filtered: Option<(tempfile::TempDir, PathBuf)> = match request.excluded {
+            Some(excluded) => {
+                let scratch =
+                    tempfile::tempdir().map_err(|e| format!("creating a scratch dir: {e}"))?;
+                let copy = scratch.path().join("content");
+                copy_filtered(request.path, &copy, Path::new(""), excluded)?;
+                Some((scratch, copy))
+            }
+            None => None,
+        };
+        let source: &Path = filtered
+            .as_ref()
+            .map(|(_, copy)| copy.as_path())
+            .unwrap_or(request.path);
+        let method = if request.recursive {
+            FileIngestionMethod::Recursive
+        } else {
+            FileIngestionMethod::Flat
+        };
+        let path = match &self.store {
+            Some(store) => store
+                .add_fixed(source, method, HashAlgo::Sha256, request.name)
+                .map_err(|e| e.to_string())?,
+            None => {
+                let hash = content_hash(source, method)?;
+                make_fixed_output_path(&self.dir, method, &hash, request.name, &BTreeSet::new())
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        if let Some(expected) = request.expected_sha256 {
+            let wanted =
+                make_fixed_output_path(&self.dir, method, expected, request.name, &BTreeSet::new())
+                    .map_err(|e| e.to_string())?;
+            if wanted != path {
+                return Err(format!(
+                    "store path mismatch in (possibly filtered) path added from '{}': expected {}, got {}",
+                    request.path.display(),
+                    self.dir.display(&wanted),
+                    self.dir.display(&path)
+                ));
+            }
+        }
+        self.state
+            .borrow_mut()
+            .references
+            .insert(self.dir.display(&path), BTreeSet::new());
+        Ok(path)
+    }
+
+    /// Read a derivation that this evaluation did not produce.
+    fn read_derivation(&self, drv_path: &str) -> StoreResult<Derivation> {
+        let path = self.parse(drv_path)?;
+        let file = match &self.store {
+            Some(store) => store.real_path(&path),
+            // A dry run can still read derivations from a store that
+            // really is at the logical directory (e.g. /nix/store).
+            None => PathBuf::from(drv_path),
+        };
+        let bytes = fs::read(&file).map_err(|e| format!("reading derivation '{drv_path}': {e}"))?;
+        Derivation::parse(&self.dir, &bytes).map_err(|e| e.to_string())
+    }
+}
+
+impl EvalStore for KilnEvalStore {
+    fn store_dir(&self) -> &str {
+        &self.dir_text
+    }
+
+    fn add_source(&self, name: &str, path: &Path) -> StoreResult<String> {
+        self.add_path(&PathRequest {
+            name,
+            path,
+            recursive: true,
+            excluded: None,
+            expected_sha256: None,
+        })
+    }
+
+    fn add_path(&self, request: &PathRequest<'_>) -> StoreResult<String> {
+        let path = self.add_tree(request)?;
+        Ok(self.dir.display(&path))
+    }
+
+    fn add_text(
+        &self,
+        name: &str,
+        text: &str,
+        references: &BTreeSet<String>,
+    ) -> StoreResult<String> {
+        let refs = self.parse_all(references)?;
+        let path = self.add_text_bytes(name, text.as_bytes(), refs)?;
+        Ok(self.dir.display(&path))
+    }
+
+    fn is_valid(&self, path: &str) -> bool {
+        if self.state.borrow().references.contains_key(path) {
+            return true;
+        }
+        match (&self.store, self.parse(path)) {
+            (Some(store), Ok(p)) => store.is_valid(&p).unwrap_or(false),
+            (None, Ok(_)) => Path::new(path).exists(),
+            _ => false,
+        }
+    }
+
+    fn write_derivation(&self, drv: &Derivation, name: &str) -> StoreResult<String> {
+        let hash = drv
+            .hash_modulo(&self.dir, false, &mut |input: &StorePath| {
+                self.derivation_info(&self.dir.display(input))
+                    .map(|info| info.hash)
+                    .map_err(HashInputError::Store)
+            })
+            .map_err(|e| e.to_string())?;
+        let aterm = drv.to_aterm(&self.dir);
+        let path = self.add_text_bytes(&format!("{name}.drv"), &aterm, drv.references())?;
+        let printed = self.dir.display(&path);
+        self.state.borrow_mut().derivations.insert(
+            printed.clone(),
+            DerivationInfo {
+                hash,
+                outputs: drv.outputs.keys().cloned().collect(),
+            },
+        );
+        Ok(printed)
+    }
+
+    fn derivation_info(&self, drv_path: &str) -> StoreResult<DerivationInfo> {
+        if let Some(info) = self.state.borrow().derivations.get(drv_path) {
+            return Ok(info.clone());
+        }
+        let drv = self.read_derivation(drv_path)?;
+        let hash = drv
+            .hash_modulo(&self.dir, false, &mut |input: &StorePath| {
+                self.derivation_info(&self.dir.display(input))
+                    .map(|info| info.hash)
+                    .map_err(HashInputError::Store)
+            })
+            .map_err(|e| e.to_string())?;
+        let info = DerivationInfo {
+            hash,
+            outputs: drv.outputs.keys().cloned().collect(),
+        };
+        self.state
+            .borrow_mut()
+            .derivations
+            .insert(drv_path.to_owned(), info.clone());
+        Ok(info)
+    }
+
+    fn references(&self, path: &str) -> StoreResult<BTreeSet<String>> {
+        if let Some(refs) = self.state.borrow().references.get(path) {
+            return Ok(refs.clone());
+        }
+        let parsed = self.parse(path)?;
+        match &self.store {
+            Some(store) => Ok(store
+                .references(&parsed)
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(|r| self.dir.display(r))
+                .collect()),
+            None if parsed.name().ends_with(".drv") => Ok(self
+                .read_derivation(path)?
+                .references()
+                .iter()
+                .map(|r| self.dir.display(r))
+                .collect()),
+            None => Ok(BTreeSet::new()),
+        }
+    }
+
+    fn set_derivation_meta(&self, drv_path: &str, json: &str) -> StoreResult<()> {
+        if self.store.is_some() {
+            let path = self.parse(drv_path)?;
+            self.state.borrow_mut().meta.push((path, json.to_owned()));
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let (pending, temp, meta) = {
+            let mut state = self.state.borrow_mut();
+            state.pending_paths.clear();
+            (
+                std::mem::take(&mut state.pending),
+                state.temp.take(),
+                std::mem::take(&mut state.meta),
+            )
+        };
+        if !pending.is_empty() {
+            install_batch(store, &pending, temp.as_ref())?;
+        }
+        drop(temp);
+        for (drv, json) in meta {
+            store
+                .set_derivation_meta(&drv, &json)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Canonicalise, sync, move into place and register a batch of text files.
+fn install_batch(store: &Store, pending: &[Pending], temp: Option<&TempDir>) -> StoreResult<()> {
+    use kiln_store::canonicalise::{canonicalise_tree, remove_tree, sync_dir};
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    for p in pending {
+        canonicalise_tree(&p.file).map_err(|e| err(&e))?;
+    }
+    if let Some(temp) = temp {
+        sync_filesystem(temp.path())?;
+    }
+    let mut infos = Vec::with_capacity(pending.len());
+    for p in pending {
+        // Another process may have made it valid meanwhile: same bytes.
+        if store.is_valid(&p.info.path).map_err(|e| err(&e))? {
+            continue;
+        }
+        let target = store.real_path(&p.info.path);
+        remove_tree(&target).map_err(|e| err(&e))?;
+        fs::rename(&p.file, &target)
+            .map_err(|e| format!("moving '{}' into place: {e}", target.display()))?;
+        infos.push(p.info.clone());
+    }
+    sync_dir(store.physical_store_dir()).map_err(|e| err(&e))?;
+    store.register_valid_paths(&infos).map_err(|e| err(&e))
+}
+
+/// Make every file written so far on the file system of `dir` durable, in
+/// one call (`syncfs`), rather than one `fsync` per small file.
+fn sync_filesystem(dir: &Path) -> StoreResult<()> {
+    use std::os::fd::AsRawFd;
+    let handle = fs::File::open(dir).map_err(|e| format!("opening '{}': {e}", dir.display()))?;
+    // SAFETY: a valid open descriptor; syncfs only reads it.
+    let rc = unsafe { libc::syncfs(handle.as_raw_fd()) };
+    if rc != 0 {
+        return Err(format!(
+            "syncing the store's file system: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// The hash a path is computed from: NAR sha256 or the flat file's sha256.
+fn content_hash(path: &Path, method: FileIngestionMethod) -> StoreResult<Hash> {
+    match method {
+        FileIngestionMethod::Recursive => kiln_store::nar::hash_path(path, HashAlgo::Sha256)
+            .map(|(hash, _)| hash)
+            .map_err(|e| e.to_string()),
+        FileIngestionMethod::Flat => {
+            let meta = fs::symlink_metadata(path)
+                .map_err(|e| format!("getting status of '{}': {e}", path.display()))?;
+            if !meta.is_file() {
+                return Err(format!(
+                    "'{}' is not a regular file (needed for a flat, non-recursive path)",
+                    path.display()
+                ));
+            }
+            let bytes = fs::read(path).map_err(|e| format!("reading '{}': {e}", path.display()))?;
+            Ok(Hash::digest(HashAlgo::Sha256, bytes))
+        }
+    }
+}
+
+/// Copy `src` to `dst` leaving out the `excluded` entries (relative paths).
+fn copy_filtered(
+    src: &Path,
+    dst: &Path,
+    rel: &Path,
+    excluded: &BTreeSet<PathBuf>,
+) -> StoreResult<()> {
+    let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} '{}': {e}", p.display());
+    let meta = fs::symlink_metadata(src).map_err(|e| io("getting status of", src, e))?;
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(src).map_err(|e| io("reading link", src, e))?;
+        std::os::unix::fs::symlink(&target, dst).map_err(|e| io("creating link", dst, e))?;
+    } else if meta.is_dir() {
+        fs::create_dir(dst).map_err(|e| io("creating", dst, e))?;
+        for entry in fs::read_dir(src).map_err(|e| io("reading", src, e))? {
+            let entry = entry.map_err(|e| io("reading", src, e))?;
+            let child_rel = rel.join(entry.file_name());
+            if excluded.contains(&child_rel) {
+                continue;
+            }
+            copy_filtered(
+                &entry.path(),
+                &dst.join(entry.file_name()),
+                &child_rel,
+                excluded,
+            )?;
+        }
+    } else if meta.is_file() {
+        fs::copy(src, dst).map_err(|e| io("copying", src, e))?;
+    } else {
+        return Err(format!("'{}' has an unsupported file type", src.display()));
+    }
+    Ok(())
+}
+
+/// Errors while hashing inputs: the store's, or the derivation's own.
+#[derive(Debug)]
+enum HashInputError {
+    Store(String),
+    Derivation(kiln_store::DerivationError),
+}
+
+impl From<kiln_store::DerivationError> for HashInputError {
+    fn from(e: kiln_store::DerivationError) -> HashInputError {
+        HashInputError::Derivation(e)
+    }
+}
+
+impl std::fmt::Display for HashInputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HashInputError::Store(e) => f.write_str(e),
+            HashInputError::Derivation(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Seconds since the epoch, as `registration_time` stores them.
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
