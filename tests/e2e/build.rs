@@ -3,10 +3,9 @@
 //! then built by the binary in a bwrap sandbox.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use kiln_store::derivation::{
@@ -244,4 +243,600 @@ fn builds_a_derivation_links_result_and_keeps_its_log() {
     let log = kit.env.ok(&["log", &kit.path(&drv)]);
     assert_eq!(log, "building hello\n");
     assert_eq!(kit.env.ok(&["log", &kit.path(&out)]), log);
+}
+
+#[test]
+fn the_sandbox_has_no_network() {
+    if !require_bwrap() {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let mut kit = Kit::new();
+    // The build succeeds only if the connection fails.
+    let drv = kit.write(Spec {
+        env: &[("port", &port)],
+        ..Spec::new(
+            "no-net",
+            "if echo hi | nc -w 2 127.0.0.1 $port; then echo CONNECTED; exit 1; fi; \
+             if wget -q -T 2 -O- http://127.0.0.1:$port/; then echo CONNECTED; exit 1; fi; \
+             echo isolated > $out",
+        )
+    });
+    kit.build_ok(&drv);
+    assert_eq!(read(&kit.real(&drv)), "isolated\n");
+    assert!(
+        listener.accept().is_err(),
+        "the build reached the host's listener"
+    );
+}
+
+#[test]
+fn the_sandbox_shows_only_the_input_closure_and_no_host_dirs() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    // A valid path that is not an input must not be visible.
+    let other_src = kit.env.write("other.txt", "not an input");
+    let other = kit.store.add_path(&other_src, "other").unwrap();
+    let home = kit.env.home().display().to_string();
+    let project = env!("CARGO_MANIFEST_DIR");
+    let other_path = kit.path(&other);
+    let drv = kit.write(Spec {
+        env: &[
+            ("hosthome", &home),
+            ("project", project),
+            ("other", &other_path),
+        ],
+        ..Spec::new(
+            "visible",
+            "mkdir $out; ls /kiln/store > $out/store; ls /etc > $out/etc; ls / > $out/root; \
+             for p in $hosthome $project $other /root /usr /home; do \
+               if [ -e $p ]; then echo $p >> $out/leaks; fi; done; true",
+        )
+    });
+    kit.build_ok(&drv);
+    let out = kit.real(&drv);
+    assert!(
+        !out.join("leaks").exists(),
+        "visible: {}",
+        read(&out.join("leaks"))
+    );
+    let store_listing = read(&out.join("store"));
+    let mut seen: Vec<&str> = store_listing.lines().collect();
+    seen.sort();
+    let mut expected = vec![kit.busybox.to_string(), kit.out(&drv, "out").to_string()];
+    expected.sort();
+    assert_eq!(seen, expected);
+    assert_eq!(read(&out.join("etc")), "group\nhosts\npasswd\n");
+}
+
+#[test]
+fn inputs_are_read_only() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    let bb = kit.path(&kit.busybox.clone());
+    let drv = kit.write(Spec {
+        env: &[("bb", &bb)],
+        ..Spec::new(
+            "ro",
+            "if touch $bb/bin/new 2>/dev/null; then exit 1; fi; \
+             if rm -f $bb/bin/busybox; then :; fi; \
+             if [ ! -x $bb/bin/busybox ]; then exit 2; fi; \
+             if echo x >> $bb/bin/busybox; then exit 3; fi; echo ok > $out",
+        )
+    });
+    kit.build_ok(&drv);
+    assert_eq!(read(&kit.real(&drv)), "ok\n");
+}
+
+#[test]
+fn builds_run_as_an_unprivileged_user_with_a_fixed_identity() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    let drv = kit.write(Spec::new(
+        "ident",
+        "mkdir $out; id -u > $out/uid; id -g > $out/gid; id -un > $out/user; \
+         hostname > $out/hostname; cat /etc/passwd > $out/passwd; pwd > $out/pwd",
+    ));
+    kit.build_ok(&drv);
+    let out = kit.real(&drv);
+    assert_eq!(read(&out.join("uid")), "1000\n");
+    assert_eq!(read(&out.join("gid")), "100\n");
+    assert_eq!(read(&out.join("user")), "nixbld\n");
+    assert_eq!(read(&out.join("hostname")), "localhost\n");
+    assert_eq!(read(&out.join("pwd")), "/build\n");
+    assert!(read(&out.join("passwd")).contains("nixbld:x:1000:100:"));
+}
+
+#[test]
+fn the_environment_is_as_designed() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    let drv = kit.write(Spec {
+        env: &[
+            ("greeting", "hi there"),
+            ("passAsFile", "big"),
+            ("big", "a big value"),
+        ],
+        outputs: &["out", "doc"],
+        ..Spec::new("envy", "env > $out; cat $bigPath > $doc")
+    });
+    kit.build_ok(&drv);
+    let env: BTreeMap<String, String> = read(&kit.real(&drv))
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let out = kit.path(&kit.out(&drv, "out"));
+    let doc = kit.path(&kit.out(&drv, "doc"));
+    for (k, v) in [
+        ("HOME", "/homeless-shelter"),
+        ("PATH", "/path-not-set"),
+        ("TMPDIR", "/build"),
+        ("TEMPDIR", "/build"),
+        ("TMP", "/build"),
+        ("TEMP", "/build"),
+        ("NIX_BUILD_TOP", "/build"),
+        ("NIX_STORE", STORE_DIR),
+        ("NIX_LOG_FD", "2"),
+        ("TERM", "xterm-256color"),
+        ("greeting", "hi there"),
+        ("name", "envy"),
+        ("out", out.as_str()),
+        ("doc", doc.as_str()),
+    ] {
+        assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}");
+    }
+    assert!(env.contains_key("NIX_BUILD_CORES"));
+    assert!(!env.contains_key("big"));
+    assert!(env["bigPath"].starts_with("/build/.attr-"));
+    assert!(!env.contains_key("USER") && !env.contains_key("CARGO"));
+    assert_eq!(
+        read(&kit.store.real_path(&kit.out(&drv, "doc"))),
+        "a big value"
+    );
+}
+
+/// Whether a process whose command line contains `marker` runs on the host.
+fn process_running(marker: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .contains(marker)
+            })
+            .unwrap_or(false)
+    })
+}
+
+#[test]
+fn no_process_survives_the_build() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    let drv = kit.write(Spec::new(
+        "daemon",
+        "sleep 4242 & (setsid sleep 4243 &) ; nohup sleep 4244 >/dev/null 2>&1 & echo started > $out",
+    ));
+    kit.build_ok(&drv);
+    for marker in ["sleep 4242", "sleep 4243", "sleep 4244"] {
+        assert!(!process_running(marker), "{marker} survived the build");
+    }
+}
+
+#[test]
+fn fixed_output_hash_is_checked() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    let good = Hash::digest(HashAlgo::Sha256, b"fetched\n");
+    let wrong = Hash::digest(HashAlgo::Sha256, b"something else\n");
+    let ok = kit.write(Spec {
+        fixed: Some((FileIngestionMethod::Flat, good.clone())),
+        ..Spec::new("fetched", "echo fetched > $out")
+    });
+    kit.build_ok(&ok);
+    let info = kit
+        .reopen()
+        .path_info(&kit.out(&ok, "out"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        info.ca.as_deref(),
+        Some(format!("fixed:{}", good.to_typed_nix32()).as_str())
+    );
+
+    let bad = kit.write(Spec {
+        fixed: Some((FileIngestionMethod::Flat, wrong.clone())),
+        ..Spec::new("fetched-bad", "echo fetched > $out")
+    });
+    let stderr = kit.build_fails(&bad, &[]);
+    assert!(stderr.contains("hash mismatch"), "{stderr}");
+    for expected in [
+        wrong.to_sri(),
+        wrong.to_typed_nix32(),
+        good.to_sri(),
+        good.to_typed_nix32(),
+    ] {
+        assert!(stderr.contains(&expected), "{expected} missing:\n{stderr}");
+    }
+    assert!(!kit.reopen().is_valid(&kit.out(&bad, "out")).unwrap());
+}
+
+#[test]
+fn references_are_found_by_scanning() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    let dep = kit.write(Spec::new("dep", "echo dep > $out"));
+    let dep_out = kit.path(&kit.out(&dep, "out"));
+    let uses = kit.write(Spec {
+        env: &[("dep", &dep_out)],
+        inputs: &[&dep],
+        ..Spec::new("uses", "mkdir $out; echo \"#!$dep/bin\" > $out/script")
+    });
+    let ignores = kit.write(Spec {
+        env: &[("dep", &dep_out)],
+        inputs: &[&dep],
+        ..Spec::new("ignores", "echo nothing > $out")
+    });
+    let hides = kit.write(Spec {
+        env: &[("dep", &dep_out)],
+        inputs: &[&dep],
+        ..Spec::new("hides", "mkdir $out; echo $dep | gzip -9 > $out/data.gz")
+    });
+    let own = kit.write(Spec::new(
+        "own",
+        "mkdir $out; echo $out > $out/self; ln -s $out/self $out/link",
+    ));
+    for d in [&uses, &ignores, &hides, &own] {
+        kit.build_ok(d);
+    }
+    assert_eq!(kit.refs(&uses), vec!["dep"]);
+    assert!(kit.refs(&ignores).is_empty());
+    assert!(kit.refs(&hides).is_empty(), "{:?}", kit.refs(&hides));
+    assert_eq!(kit.refs(&own), vec!["own"]);
+}
+
+#[test]
+fn allowed_and_disallowed_references_are_enforced() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    let dep = kit.write(Spec::new("dep", "echo dep > $out"));
+    let dep_out = kit.path(&kit.out(&dep, "out"));
+    let allowed_ok = kit.write(Spec {
+        env: &[("dep", &dep_out), ("allowedReferences", &dep_out)],
+        inputs: &[&dep],
+        ..Spec::new("allowed-ok", "echo $dep > $out")
+    });
+    kit.build_ok(&allowed_ok);
+    let allowed_bad = kit.write(Spec {
+        env: &[("dep", &dep_out), ("allowedReferences", "")],
+        inputs: &[&dep],
+        ..Spec::new("allowed-bad", "echo $dep > $out")
+    });
+    let stderr = kit.build_fails(&allowed_bad, &[]);
+    assert!(
+        stderr.contains("allowedReferences") && stderr.contains(&dep_out),
+        "{stderr}"
+    );
+    let disallowed = kit.write(Spec {
+        env: &[("dep", &dep_out), ("disallowedReferences", &dep_out)],
+        inputs: &[&dep],
+        ..Spec::new("disallowed", "echo $dep > $out")
+    });
+    let stderr = kit.build_fails(&disallowed, &[]);
+    assert!(stderr.contains("disallowedReferences"), "{stderr}");
+    assert!(!kit.reopen().is_valid(&kit.out(&disallowed, "out")).unwrap());
+    // Self-references are allowed by naming the output.
+    let selfish = kit.write(Spec {
+        env: &[("allowedReferences", "out")],
+        ..Spec::new("selfish", "echo $out > $out")
+    });
+    kit.build_ok(&selfish);
+}
+
+#[test]
+fn a_failed_build_reports_status_log_tail_and_how_to_see_more() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    let drv = kit.write(Spec::new(
+        "broken",
+        "i=1; while [ $i -le 40 ]; do echo line $i; i=$((i+1)); done; echo > /build/marker; exit 3",
+    ));
+    let stderr = kit.build_fails(&drv, &["--keep-failed"]);
+    assert!(stderr.contains("exited with status 3"), "{stderr}");
+    assert!(
+        stderr.contains("> line 40") && stderr.contains("> line 16"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("> line 15\n"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("kiln log {}", kit.path(&drv))),
+        "{stderr}"
+    );
+    // --keep-failed names the directory, which holds /build.
+    let kept = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("the build directory is kept at "))
+        .unwrap_or_else(|| panic!("no kept dir in:\n{stderr}"));
+    assert!(Path::new(kept).join("build/marker").exists());
+    // The whole log is there.
+    let log = kit.env.ok(&["log", &kit.path(&drv)]);
+    assert_eq!(log.lines().count(), 40);
+}
+
+#[test]
+fn missing_outputs_and_timeouts_fail() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    let lazy = kit.write(Spec::new("lazy", "echo did nothing"));
+    let stderr = kit.build_fails(&lazy, &[]);
+    assert!(stderr.contains("did not produce output 'out'"), "{stderr}");
+
+    let slow = kit.write(Spec::new("slow", "echo start; sleep 60; echo > $out"));
+    let started = Instant::now();
+    let stderr = kit.build_fails(&slow, &["--timeout", "1"]);
+    assert!(stderr.contains("timed out"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let stderr = kit.build_fails(&slow, &["--max-silent-time", "1"]);
+    assert!(stderr.contains("printed nothing"), "{stderr}");
+}
+
+#[test]
+fn print_build_logs_prefixes_lines() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    let drv = kit.write(Spec::new(
+        "chatty",
+        "echo first; echo second >&2; echo > $out",
+    ));
+    let out = kit.build(&drv, &["-L"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("chatty> first\n") && stderr.contains("chatty> second\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn dependencies_build_in_order_and_keep_going_continues() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    let a = kit.write(Spec::new("a", "echo a > $out"));
+    let a_out = kit.path(&kit.out(&a, "out"));
+    let b = kit.write(Spec {
+        env: &[("a", &a_out)],
+        inputs: &[&a],
+        ..Spec::new("b", "cat $a > $out; echo b >> $out")
+    });
+    assert_eq!(kit.build_ok(&b).trim(), kit.path(&kit.out(&b, "out")));
+    assert_eq!(read(&kit.real(&b)), "a\nb\n");
+
+    // A failing branch and an independent one under one top derivation.
+    let fails = kit.write(Spec::new("fails", "sleep 1; exit 1"));
+    let fine = kit.write(Spec::new("fine", "echo fine > $out"));
+    let fails_out = kit.path(&kit.out(&fails, "out"));
+    let fine_out = kit.path(&kit.out(&fine, "out"));
+    let top = kit.write(Spec {
+        env: &[("x", &fails_out), ("y", &fine_out)],
+        inputs: &[&fails, &fine],
+        ..Spec::new("top", "echo > $out")
+    });
+    let stderr = kit.build_fails(&top, &["-j1", "--keep-going"]);
+    assert!(
+        stderr.contains(&format!("its dependency '{}' failed", kit.path(&fails))),
+        "{stderr}"
+    );
+    assert!(kit.reopen().is_valid(&kit.out(&fine, "out")).unwrap());
+}
+
+#[test]
+fn check_reports_reproducible_or_the_differing_files() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    let stable = kit.write(Spec::new("stable", "mkdir $out; echo same > $out/f"));
+    kit.build_ok(&stable);
+    let out = kit.build(&stable, &["--check"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("reproducible"), "{stderr}");
+
+    let clock = kit.write(Spec::new(
+        "clock",
+        "mkdir $out; echo same > $out/f; date +%s > $out/stamp",
+    ));
+    kit.build_ok(&clock);
+    // The clock has a resolution of one second.
+    std::thread::sleep(Duration::from_millis(1100));
+    let stderr = kit.build_fails(&clock, &["--check"]);
+    assert!(stderr.contains("differs when rebuilt"), "{stderr}");
+    assert!(
+        stderr.contains("stamp") && stderr.contains("bytes, sha256-"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("  f\n"), "{stderr}");
+}
+
+#[test]
+fn concurrent_builds_of_one_graph_build_each_derivation_once() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    let mut leaves = Vec::new();
+    for name in ["leaf-a", "leaf-b", "leaf-c"] {
+        leaves.push(kit.write(Spec::new(name, "echo start; sleep 0.5; echo $name > $out")));
+    }
+    let outs: Vec<String> = leaves
+        .iter()
+        .map(|l| kit.path(&kit.out(l, "out")))
+        .collect();
+    let refs: Vec<&StorePath> = leaves.iter().collect();
+    let top = kit.write(Spec {
+        env: &[("a", &outs[0]), ("b", &outs[1]), ("c", &outs[2])],
+        inputs: &refs,
+        ..Spec::new("top", "cat $a $b $c > $out")
+    });
+    let spawn = || {
+        kit.env
+            .kiln()
+            .args(["build", &kit.path(&top), "--no-out-link", "-j", "3"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (spawn(), spawn());
+    let mut stderr = String::new();
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{text}");
+        stderr += &text;
+    }
+    for drv in leaves.iter().chain([&top]) {
+        let building = format!("building '{}'", kit.path(drv));
+        assert_eq!(
+            stderr.matches(&building).count(),
+            1,
+            "{building}:\n{stderr}"
+        );
+    }
+    assert_eq!(read(&kit.real(&top)), "leaf-a\nleaf-b\nleaf-c\n");
+}
+
+/// `kiln store verify` succeeds and the log says all is intact.
+fn assert_store_consistent(kit: &Kit) {
+    let out = kit.env.run(&["store", "verify"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "store verify failed:\n{stderr}");
+}
+
+#[test]
+fn sigkill_during_a_build_leaves_a_consistent_store() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    let drv = kit.write(Spec::new(
+        "killed",
+        "mkdir $out; echo partial > $out/a; sleep 2.71; echo done > $out/b",
+    ));
+    let mut child = kit
+        .env
+        .kiln()
+        .args(["build", &kit.path(&drv), "--no-out-link"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the builder runs, then kill kiln itself.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !process_running("sleep 2.71") {
+        assert!(Instant::now() < deadline, "the build never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The sandbox died with kiln.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while process_running("sleep 2.71") {
+        assert!(Instant::now() < deadline, "the builder survived kiln");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!kit.reopen().is_valid(&kit.out(&drv, "out")).unwrap());
+    assert_store_consistent(&kit);
+    kit.build_ok(&drv);
+    assert_eq!(read(&kit.real(&drv).join("b")), "done\n");
+    assert_store_consistent(&kit);
+}
+
+#[test]
+fn sigkill_at_any_moment_of_output_processing_leaves_a_consistent_store() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    // Many files: canonicalising, scanning, hashing and syncing them takes a
+    // while after the builder has finished.
+    let drv = kit.write(Spec::new(
+        "many",
+        "mkdir $out; i=0; while [ $i -lt 2000 ]; do echo $i > $out/f$i; i=$((i+1)); done; \
+         echo builder finished",
+    ));
+    let drv_path = kit.path(&drv);
+    // How long a whole build takes, on a twin store.
+    let mut twin = Kit::new();
+    let twin_drv = twin.write(Spec::new(
+        "many",
+        "mkdir $out; i=0; while [ $i -lt 2000 ]; do echo $i > $out/f$i; i=$((i+1)); done; \
+         echo builder finished",
+    ));
+    assert_eq!(twin_drv, drv);
+    let started = Instant::now();
+    twin.build_ok(&twin_drv);
+    let whole = started.elapsed();
+
+    let mut killed_after_builder = 0;
+    let mut completed = false;
+    for step in 1..=24 {
+        let mut child = kit
+            .env
+            .kiln()
+            .args(["build", &drv_path, "--no-out-link"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(whole * step / 16);
+        let finished = child.try_wait().unwrap().is_some();
+        child.kill().ok();
+        child.wait().unwrap();
+        let valid = kit.reopen().is_valid(&kit.out(&drv, "out")).unwrap();
+        assert_store_consistent(&kit);
+        if finished || valid {
+            completed = true;
+            break;
+        }
+        // Did the kill land after the builder was done?
+        // (`kiln log` prints what a log cut short holds, then fails.)
+        let log = kit.env.run(&["log", &drv_path]).stdout;
+        if String::from_utf8_lossy(&log).contains("builder finished") {
+            killed_after_builder += 1;
+        }
+    }
+    assert!(completed, "the build never completed");
+    assert!(
+        killed_after_builder > 0,
+        "no kill landed between the builder's exit and registration"
+    );
+    // A rebuild (here: nothing to do) and the files are right.
+    kit.build_ok(&drv);
+    assert_eq!(read(&kit.real(&drv).join("f1999")), "1999\n");
+    assert_store_consistent(&kit);
 }
