@@ -572,3 +572,31 @@ fn byte_flips_give_errors_or_round_trip() {
         );
     }
 }
+
+/// The files under `src/` are the sources the `src-*` vectors import, so
+/// their source paths must be the ones in those drvs' inputSrcs. (This pins
+/// `src/dir/link-to-a` as a symlink: as a regular file the path differs.)
+#[test]
+fn source_files_give_the_input_srcs_of_the_src_vectors() {
+    let dir = nix_store();
+    let vectors = load_vectors();
+    for (vector, file) in [
+        ("src-file", "hello.txt"),
+        ("src-builder", "builder.sh"),
+        ("src-dir", "dir"),
+    ] {
+        let v = vectors.iter().find(|v| v.name == vector).expect("vector");
+        let drv = parse(v).expect("parses");
+        let path = vectors_dir().join("src").join(file);
+        let (nar_hash, _) =
+            kiln_store::nar::hash_path(&path, kiln_store::HashAlgo::Sha256).expect("hash src");
+        let computed =
+            kiln_store::store_path::make_source_path(&dir, file, &nar_hash, &Default::default())
+                .expect("source path");
+        assert_eq!(
+            drv.input_srcs.iter().collect::<Vec<_>>(),
+            vec![&computed],
+            "{vector}: src/{file}"
+        );
+    }
+}
