@@ -600,3 +600,45 @@ fn source_files_give_the_input_srcs_of_the_src_vectors() {
         );
     }
 }
+
+#[test]
+fn bad_json_is_rejected_with_the_field() {
+    let dir = nix_store();
+    let text = fs::read_to_string(vectors_dir().join("fod-flat-sha1-base16.json")).expect("json");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let (_, good) = value
+        .as_object()
+        .expect("object")
+        .iter()
+        .next()
+        .expect("one drv");
+    assert!(Derivation::from_json(&dir, good).is_ok());
+
+    let broken = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut drv = good.clone();
+        edit(&mut drv);
+        Derivation::from_json(&dir, &drv).expect_err("accepted broken JSON")
+    };
+    let err = broken(&|d| {
+        d.as_object_mut().expect("object").remove("system");
+    });
+    assert!(matches!(err, DerivationError::JsonShape { .. }), "{err:?}");
+    let err = broken(&|d| d["args"] = serde_json::json!([1]));
+    assert_eq!(
+        err.to_string(),
+        "derivation JSON in args[0]: expected a string"
+    );
+    let err = broken(&|d| d["outputs"]["out"]["hashAlgo"] = "sha3".into());
+    assert!(
+        matches!(err, DerivationError::BadHashAlgo { .. }),
+        "{err:?}"
+    );
+    let err = broken(&|d| d["outputs"]["out"]["hash"] = "00".into());
+    assert!(matches!(err, DerivationError::BadHash { .. }), "{err:?}");
+    let err = broken(&|d| d["inputSrcs"] = serde_json::json!(["/tmp/x"]));
+    assert!(matches!(err, DerivationError::BadPath { .. }), "{err:?}");
+    assert!(matches!(
+        parse_show_derivations(&dir, "{"),
+        Err(DerivationError::JsonSyntax(_))
+    ));
+}

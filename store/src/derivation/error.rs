@@ -110,6 +110,8 @@ pub enum DerivationError {
         name: String,
         reason: &'static str,
     },
+    #[error("input derivation {drv:?} {at} lists none of its outputs")]
+    NoInputOutputs { at: Location, drv: String },
     #[error("fixed output {name:?} {at} has path {found:?}, but its hash gives {expected:?}")]
     FixedOutputPathMismatch {
         at: Location,

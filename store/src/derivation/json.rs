@@ -112,10 +112,9 @@ impl Derivation {
                 names.insert(name.to_owned());
             }
             if names.is_empty() {
-                return Err(DerivationError::BadOutput {
+                return Err(DerivationError::NoInputOutputs {
                     at: Location::Field(at),
-                    name: String::new(),
-                    reason: "an input derivation must list at least one of its outputs",
+                    drv: path.clone(),
                 });
             }
             input_drvs.insert(drv_path, names);

@@ -47,14 +47,13 @@ pub(crate) fn validate(
             "input derivation",
             input.path.pos,
         )?;
-        let path = store_path(dir, Location::Byte(input.path.pos), path_text)?;
         if input.outputs.is_empty() {
-            return Err(DerivationError::BadOutput {
+            return Err(DerivationError::NoInputOutputs {
                 at: Location::Byte(input.path.pos),
-                name: String::new(),
-                reason: "an input derivation must list at least one of its outputs",
+                drv: path_text,
             });
         }
+        let path = store_path(dir, Location::Byte(input.path.pos), path_text)?;
         let mut names = BTreeSet::new();
         let mut previous_name = None;
         for raw_name in &input.outputs {

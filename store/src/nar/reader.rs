@@ -125,7 +125,7 @@ fn parse<R: Read, S: Sink>(input: &mut R, path: PathBuf, sink: S) -> Result<u64,
         chunk: Vec::new(),
     };
     parser.expect(wire::MAGIC, "the NAR magic \"nix-archive-1\"")?;
-    parser.node(0)?;
+    parser.nar()?;
     Ok(parser.offset)
 }
 
@@ -153,23 +153,95 @@ struct Parser<'a, R: Read, S: Sink> {
     chunk: Vec<u8>,
 }
 
+/// What [`Parser::begin_node`] found.
+enum Node {
+    /// A regular file or symlink, read completely including its `)`.
+    Leaf,
+    /// A directory whose entries and `)` follow.
+    Directory,
+}
+
 impl<R: Read, S: Sink> Parser<'_, R, S> {
-    fn node(&mut self, depth: usize) -> Result<(), NarError> {
+    /// Parses the root node and everything below it. Iterative, with an
+    /// explicit stack of open directories, so hostile nesting cannot
+    /// overflow the call stack.
+    fn nar(&mut self) -> Result<(), NarError> {
+        // For each open directory, the name of its last entry so far.
+        let mut open_dirs: Vec<Option<Vec<u8>>> = Vec::new();
+        if let Node::Directory = self.begin_node()? {
+            open_dirs.push(None);
+        }
+        while let Some(previous) = open_dirs.last_mut() {
+            let tag = self.tag("\"entry\" or \")\"")?;
+            match tag.as_bytes() {
+                wire::CLOSE => {
+                    open_dirs.pop();
+                    if !open_dirs.is_empty() {
+                        self.expect(wire::CLOSE, "\")\" closing the entry")?;
+                        self.path.pop();
+                    }
+                    continue;
+                }
+                wire::ENTRY => {}
+                _ => return Err(bad_tag(&tag, "\"entry\" or \")\"")),
+            }
+            self.expect(wire::OPEN, "\"(\"")?;
+            self.expect(wire::NAME, "\"name\"")?;
+            let offset = self.offset;
+            let name = self.string(wire::MAX_NAME_LEN)?;
+            if let Some(reason) = wire::bad_name_reason(&name) {
+                return Err(NarError::BadEntryName {
+                    offset,
+                    name: String::from_utf8_lossy(&name).into_owned(),
+                    reason,
+                });
+            }
+            if let Some(previous) = previous
+                && name.as_slice() <= previous.as_slice()
+            {
+                return Err(NarError::UnsortedEntry {
+                    offset,
+                    previous: String::from_utf8_lossy(previous).into_owned(),
+                    name: String::from_utf8_lossy(&name).into_owned(),
+                });
+            }
+            self.expect(wire::NODE, "\"node\"")?;
+            self.path.push(std::ffi::OsStr::from_bytes(&name));
+            *previous = Some(name);
+            match self.begin_node()? {
+                Node::Directory if open_dirs.len() >= wire::MAX_DEPTH => {
+                    return Err(NarError::TooDeep {
+                        offset: self.offset,
+                        max: wire::MAX_DEPTH,
+                    });
+                }
+                Node::Directory => open_dirs.push(None),
+                Node::Leaf => {
+                    self.expect(wire::CLOSE, "\")\" closing the entry")?;
+                    self.path.pop();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `( type KIND`, then a whole leaf node, or creates the directory.
+    fn begin_node(&mut self) -> Result<Node, NarError> {
+        const KINDS: &str = "a node type (regular, symlink or directory)";
         self.expect(wire::OPEN, "\"(\"")?;
         self.expect(wire::TYPE, "\"type\"")?;
-        let kind = self.tag("a node type (regular, symlink or directory)")?;
+        let kind = self.tag(KINDS)?;
         match kind.as_bytes() {
             wire::REGULAR => self.regular()?,
             wire::SYMLINK => self.symlink()?,
-            wire::DIRECTORY => return self.directory(depth),
-            _ => {
-                return Err(bad_tag(
-                    &kind,
-                    "a node type (regular, symlink or directory)",
-                ));
+            wire::DIRECTORY => {
+                self.sink.directory(&self.path)?;
+                return Ok(Node::Directory);
             }
+            _ => return Err(bad_tag(&kind, KINDS)),
         }
-        self.expect(wire::CLOSE, "\")\"")
+        self.expect(wire::CLOSE, "\")\"")?;
+        Ok(Node::Leaf)
     }
 
     fn regular(&mut self) -> Result<(), NarError> {
@@ -229,52 +301,6 @@ impl<R: Read, S: Sink> Parser<'_, R, S> {
             });
         }
         self.sink.symlink(&self.path, &target)
-    }
-
-    fn directory(&mut self, depth: usize) -> Result<(), NarError> {
-        if depth >= wire::MAX_DEPTH {
-            return Err(NarError::TooDeep {
-                offset: self.offset,
-                max: wire::MAX_DEPTH,
-            });
-        }
-        self.sink.directory(&self.path)?;
-        let mut previous: Option<Vec<u8>> = None;
-        loop {
-            let tag = self.tag("\"entry\" or \")\"")?;
-            match tag.as_bytes() {
-                wire::CLOSE => return Ok(()),
-                wire::ENTRY => {}
-                _ => return Err(bad_tag(&tag, "\"entry\" or \")\"")),
-            }
-            self.expect(wire::OPEN, "\"(\"")?;
-            self.expect(wire::NAME, "\"name\"")?;
-            let offset = self.offset;
-            let name = self.string(wire::MAX_NAME_LEN)?;
-            if let Some(reason) = wire::bad_name_reason(&name) {
-                return Err(NarError::BadEntryName {
-                    offset,
-                    name: String::from_utf8_lossy(&name).into_owned(),
-                    reason,
-                });
-            }
-            if let Some(previous) = &previous
-                && name.as_slice() <= previous.as_slice()
-            {
-                return Err(NarError::UnsortedEntry {
-                    offset,
-                    previous: String::from_utf8_lossy(previous).into_owned(),
-                    name: String::from_utf8_lossy(&name).into_owned(),
-                });
-            }
-            self.expect(wire::NODE, "\"node\"")?;
-            self.path.push(std::ffi::OsStr::from_bytes(&name));
-            let result = self.node(depth + 1);
-            self.path.pop();
-            result?;
-            self.expect(wire::CLOSE, "\")\"")?;
-            previous = Some(name);
-        }
     }
 
     fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), NarError> {

@@ -2,11 +2,12 @@
 //! format). File contents are copied in large chunks through one reused
 //! buffer and never held whole in memory.
 
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::NarError;
 use crate::hash::{Hash, HashAlgo, Hasher};
@@ -29,7 +30,7 @@ pub fn dump_path(path: &Path, out: &mut impl Write) -> Result<u64, NarError> {
         chunk: vec![0; CHUNK],
     };
     writer.token(wire::MAGIC)?;
-    writer.node(path)?;
+    writer.tree(path)?;
     writer.out.flush().map_err(NarError::Write)?;
     Ok(writer.written)
 }
@@ -54,7 +55,40 @@ impl<W: Write> NarWriter<W> {
         Ok(())
     }
 
-    fn node(&mut self, path: &Path) -> Result<(), NarError> {
+    /// Writes the node at `root` and everything below it. Iterative, with an
+    /// explicit stack of open directories, so deep trees cannot overflow the
+    /// call stack.
+    fn tree(&mut self, root: &Path) -> Result<(), NarError> {
+        let mut open_dirs: Vec<(PathBuf, std::vec::IntoIter<OsString>)> = Vec::new();
+        if let Some(entries) = self.begin_node(root)? {
+            open_dirs.push((root.to_owned(), entries.into_iter()));
+        }
+        while let Some((dir, entries)) = open_dirs.last_mut() {
+            let Some(name) = entries.next() else {
+                open_dirs.pop();
+                self.token(wire::CLOSE)?;
+                if !open_dirs.is_empty() {
+                    self.token(wire::CLOSE)?; // closes the entry holding the directory
+                }
+                continue;
+            };
+            let child = dir.join(&name);
+            self.token(wire::ENTRY)?;
+            self.token(wire::OPEN)?;
+            self.token(wire::NAME)?;
+            self.token(name.as_bytes())?;
+            self.token(wire::NODE)?;
+            match self.begin_node(&child)? {
+                Some(entries) => open_dirs.push((child, entries.into_iter())),
+                None => self.token(wire::CLOSE)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a whole regular file or symlink node and returns `None`, or
+    /// writes the start of a directory node and returns its sorted entries.
+    fn begin_node(&mut self, path: &Path) -> Result<Option<Vec<OsString>>, NarError> {
         let meta = fs::symlink_metadata(path).map_err(|e| NarError::io(path, e))?;
         let file_type = meta.file_type();
         self.token(wire::OPEN)?;
@@ -75,22 +109,15 @@ impl<W: Write> NarWriter<W> {
             self.token(target.as_os_str().as_bytes())?;
         } else if file_type.is_dir() {
             self.token(wire::DIRECTORY)?;
-            for name in sorted_entries(path)? {
-                self.token(wire::ENTRY)?;
-                self.token(wire::OPEN)?;
-                self.token(wire::NAME)?;
-                self.token(name.as_bytes())?;
-                self.token(wire::NODE)?;
-                self.node(&path.join(&name))?;
-                self.token(wire::CLOSE)?;
-            }
+            return Ok(Some(sorted_entries(path)?));
         } else {
             return Err(NarError::UnsupportedFileType {
                 path: path.to_owned(),
                 kind: describe(file_type),
             });
         }
-        self.token(wire::CLOSE)
+        self.token(wire::CLOSE)?;
+        Ok(None)
     }
 
     /// Writes `u64(len) bytes padding`, reading exactly `len` bytes of the file.
@@ -127,7 +154,7 @@ impl<W: Write> NarWriter<W> {
 }
 
 /// The entry names of a directory in bytewise order, as Nix sorts them.
-fn sorted_entries(dir: &Path) -> Result<Vec<std::ffi::OsString>, NarError> {
+fn sorted_entries(dir: &Path) -> Result<Vec<OsString>, NarError> {
     let mut names = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| NarError::io(dir, e))? {
         names.push(entry.map_err(|e| NarError::io(dir, e))?.file_name());

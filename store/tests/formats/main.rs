@@ -3,6 +3,7 @@
 //! whole vector file and names every failing row.
 
 mod nar;
+mod nar_corrupt;
 mod nixbase32;
 mod store_paths;
 mod tsv;

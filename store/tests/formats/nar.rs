@@ -136,42 +136,7 @@ fn input_path(trees: &Path, input: &str) -> PathBuf {
     if let Some(inner) = input.strip_prefix("nar/trees.tar.gz:") {
         return trees.join(inner);
     }
-    if input == "derivations/src/dir" {
-        return repaired_derivations_dir(trees);
-    }
     vector_path(input)
-}
-
-/// `derivations/src/dir` as Nix hashed it. The shared vector copy (and git)
-/// turned its symlink `link-to-a -> a.txt` into a regular file holding
-/// `a.txt`, so rebuild the tree with the symlink in a temp dir.
-fn repaired_derivations_dir(scratch: &Path) -> PathBuf {
-    let copy = scratch.join("derivations-src-dir");
-    if !copy.exists() {
-        copy_tree(&vector_path("derivations/src/dir"), &copy);
-        let link = copy.join("link-to-a");
-        let target = std::fs::read(&link).expect("link-to-a");
-        std::fs::remove_file(&link).expect("remove link-to-a");
-        std::os::unix::fs::symlink(
-            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&target),
-            &link,
-        )
-        .expect("recreate symlink");
-    }
-    copy
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("dir entry");
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).expect("copy");
-        }
-    }
 }
 
 #[test]
