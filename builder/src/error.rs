@@ -52,20 +52,8 @@ pub enum BuildError {
         path: String,
     },
 
-    #[error(
-        "hash mismatch in fixed-output derivation '{drv}':\n  \
-         path:      {path}\n  \
-         specified: {expected_sri}\n             {expected_nix32}\n  \
-         got:       {actual_sri}\n             {actual_nix32}"
-    )]
-    HashMismatch {
-        drv: String,
-        path: String,
-        expected_sri: String,
-        expected_nix32: String,
-        actual_sri: String,
-        actual_nix32: String,
-    },
+    #[error("{0}")]
+    HashMismatch(Box<HashMismatch>),
 
     #[error(
         "fixed-output derivation '{drv}' refers to the store path {reference}, which is not allowed"
@@ -122,5 +110,30 @@ impl BuildError {
             path: path.to_path_buf(),
             source,
         }
+    }
+}
+
+/// A fixed output whose contents do not have the declared hash.
+#[derive(Debug)]
+pub struct HashMismatch {
+    pub drv: String,
+    pub path: String,
+    pub expected: kiln_store::Hash,
+    pub actual: kiln_store::Hash,
+}
+
+impl std::fmt::Display for HashMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "hash mismatch in fixed-output derivation '{}':\n  path:      {}\n  \
+             specified: {}\n             {}\n  got:       {}\n             {}",
+            self.drv,
+            self.path,
+            self.expected.to_sri(),
+            self.expected.to_typed_nix32(),
+            self.actual.to_sri(),
+            self.actual.to_typed_nix32()
+        )
     }
 }

@@ -24,7 +24,11 @@ use kiln_store::derivation::{Derivation, DerivationOutput};
 use kiln_store::{FileIngestionMethod, Hash, HashAlgo, StoreDir, StorePath};
 use rustc_hash::FxHashMap;
 
-use crate::error::BuildError;
+use crate::error::{BuildError, HashMismatch};
+
+/// Computes the closure (requisites) of a set of valid paths.
+pub type Requisites<'a> =
+    &'a dyn Fn(&BTreeSet<StorePath>) -> Result<BTreeSet<StorePath>, BuildError>;
 use crate::scan::{HashPart, RefScanner, hash_part};
 
 /// One output, checked and ready to move into the store.
@@ -67,7 +71,7 @@ pub fn process_outputs(
     drv: &Derivation,
     scratch_store: &Path,
     closure: &BTreeSet<StorePath>,
-    requisites_of: &dyn Fn(&BTreeSet<StorePath>) -> Result<BTreeSet<StorePath>, BuildError>,
+    requisites_of: Requisites<'_>,
 ) -> Result<Vec<ProducedOutput>, BuildError> {
     let outputs = output_paths(drv_path, drv)?;
     let mut by_hash: FxHashMap<HashPart, StorePath> = FxHashMap::default();
@@ -115,14 +119,12 @@ pub fn process_outputs(
                     }
                 };
                 if actual != hash.hash {
-                    return Err(BuildError::HashMismatch {
+                    return Err(BuildError::HashMismatch(Box::new(HashMismatch {
                         drv: drv_path.to_string(),
                         path: store_dir.display(path),
-                        expected_sri: hash.hash.to_sri(),
-                        expected_nix32: hash.hash.to_typed_nix32(),
-                        actual_sri: actual.to_sri(),
-                        actual_nix32: actual.to_typed_nix32(),
-                    });
+                        expected: hash.hash.clone(),
+                        actual,
+                    })));
                 }
                 if let Some(r) = references.iter().next() {
                     return Err(BuildError::FixedOutputReferences {
@@ -179,7 +181,7 @@ fn check_reference_rules(
     drv: &Derivation,
     outputs: &BTreeMap<String, StorePath>,
     produced: &[ProducedOutput],
-    requisites_of: &dyn Fn(&BTreeSet<StorePath>) -> Result<BTreeSet<StorePath>, BuildError>,
+    requisites_of: Requisites<'_>,
 ) -> Result<(), BuildError> {
     let rules = [
         ("allowedReferences", Rule::Allowed, false),
@@ -232,7 +234,7 @@ fn check_reference_rules(
 fn own_requisites(
     out: &ProducedOutput,
     produced: &[ProducedOutput],
-    requisites_of: &dyn Fn(&BTreeSet<StorePath>) -> Result<BTreeSet<StorePath>, BuildError>,
+    requisites_of: Requisites<'_>,
 ) -> Result<BTreeSet<StorePath>, BuildError> {
     let new: BTreeMap<&StorePath, &ProducedOutput> =
         produced.iter().map(|p| (&p.path, p)).collect();
