@@ -331,6 +331,9 @@ fn duplicate_and_unsorted_entries_are_rejected() {
     }
 }
 
+/// Whether an error is the one a case expects.
+type ErrorCheck = fn(&NarError) -> bool;
+
 #[test]
 fn bad_tokens_padding_and_lengths_are_rejected() {
     let mut bad_padding = NarBuilder::new().regular(b"abc").0;
@@ -338,7 +341,7 @@ fn bad_tokens_padding_and_lengths_are_rejected() {
     // tokens come first (13+5+8, then "(", "type", "regular", "contents").
     let contents_at = 24 + 16 + 16 + 16 + 16 + 8;
     bad_padding[contents_at + 3] = 1;
-    let cases: Vec<(&str, Vec<u8>, fn(&NarError) -> bool)> = vec![
+    let cases: Vec<(&str, Vec<u8>, ErrorCheck)> = vec![
         (
             "bad magic",
             NarBuilder::default().s(b"nix-archive-2").regular(b"").0,
