@@ -35,16 +35,21 @@
 //! - `strings.rs` (substring, replaceStrings, split, match, versions, …):
 //!   evaluator engineer
 //! - `json.rs`, `io.rs`, `hash.rs`, `context.rs`: evaluator engineer
+//! - `derivation.rs` (derivationStrict, the `derivation` wrapper),
+//!   `store_paths.rs` (path, filterSource, toFile, placeholder, storePath):
+//!   derivations engineer (issue 4)
 //! - constants (`currentSystem`, `nixVersion`, `langVersion`, …): this file
 
 pub mod arith;
 pub mod attrs;
 pub mod context;
 pub mod control;
+pub mod derivation;
 pub mod hash;
 pub mod io;
 pub mod json;
 pub mod lists;
+pub mod store_paths;
 pub mod strings;
 pub mod types;
 
@@ -81,6 +86,8 @@ pub const FAMILIES: &[&[Builtin]] = &[
     io::BUILTINS,
     hash::BUILTINS,
     context::BUILTINS,
+    derivation::BUILTINS,
+    store_paths::BUILTINS,
 ];
 
 /// Names visible without `builtins.` (besides `__name` for every builtin).
@@ -165,6 +172,9 @@ pub(crate) fn builtins_set(m: &Machine) -> Attrs {
     for (name, value) in constants(m) {
         entries.push((Symbol::intern(name), value));
     }
+    // Written in the language; filled in by `derivation::install_wrapper`
+    // once the machine can compile it.
+    entries.push((Symbol::intern("derivation"), Value::Thunk(Thunk::uninit())));
     let itself = Thunk::uninit();
     entries.push((Symbol::intern("builtins"), Value::Thunk(itself.clone())));
     let attrs = Attrs::from_entries(entries);
