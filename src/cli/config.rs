@@ -37,18 +37,32 @@ pub fn store_config(global: &GlobalOpts) -> anyhow::Result<StoreConfig> {
 /// `/` for root; a directory in the user's data dir otherwise.
 fn default_root() -> anyhow::Result<PathBuf> {
     // SAFETY: getuid has no preconditions and cannot fail.
-    if unsafe { libc::getuid() } == 0 {
-        return Ok(PathBuf::from("/"));
-    }
-    if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(data).join("kiln/root"));
-    }
-    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-        Some(home) => Ok(PathBuf::from(home).join(".local/share/kiln/root")),
-        None => Err(exit::user(anyhow!(
+    let uid = unsafe { libc::getuid() };
+    default_root_for(
+        uid,
+        std::env::var_os("XDG_DATA_HOME"),
+        std::env::var_os("HOME"),
+    )
+    .ok_or_else(|| {
+        exit::user(anyhow!(
             "no store root: set --root or KILN_ROOT (HOME and XDG_DATA_HOME are unset)"
-        ))),
+        ))
+    })
+}
+
+fn default_root_for(
+    uid: u32,
+    xdg_data_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    if uid == 0 {
+        return Some(PathBuf::from("/"));
     }
+    if let Some(data) = xdg_data_home.filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(data).join("kiln/root"));
+    }
+    home.filter(|h| !h.is_empty())
+        .map(|home| PathBuf::from(home).join(".local/share/kiln/root"))
 }
 
 /// Open the store the global options describe.
@@ -131,4 +145,46 @@ fn under_store(prefixes: &[&Path], path: &Path, arg: &str) -> anyhow::Result<Opt
         return Ok(Some(store_path));
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_roots() {
+        let some = |s: &str| Some(std::ffi::OsString::from(s));
+        assert_eq!(
+            default_root_for(0, some("/x"), some("/h")),
+            Some("/".into())
+        );
+        assert_eq!(
+            default_root_for(1000, some("/data"), some("/h")),
+            Some("/data/kiln/root".into())
+        );
+        assert_eq!(
+            default_root_for(1000, some(""), some("/h")),
+            Some("/h/.local/share/kiln/root".into())
+        );
+        assert_eq!(default_root_for(1000, None, None), None);
+    }
+
+    #[test]
+    fn store_path_spellings() {
+        let tmp = std::env::temp_dir().join(format!("kiln-config-test-{}", std::process::id()));
+        let config = StoreConfig {
+            root: tmp.clone(),
+            store_dir: StoreDir::new("/kiln/store").unwrap(),
+        };
+        let base = "0c6kzph7l0dcbfmjap64f0czdafn3b7x-hello";
+        let logical = format!("/kiln/store/{base}");
+        let physical = format!("{}/kiln/store/{base}/bin", tmp.display());
+        for arg in [logical.as_str(), physical.as_str()] {
+            assert_eq!(resolve_store_path(&config, arg).unwrap().to_string(), base);
+        }
+        let err = resolve_store_path(&config, "/etc/passwd").unwrap_err();
+        assert!(err.to_string().contains("is not a store path"), "{err}");
+        let err = resolve_store_path(&config, "/kiln/store/x").unwrap_err();
+        assert!(format!("{err:#}").contains("/kiln/store/x"), "{err:#}");
+    }
 }
