@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use anyhow::Context;
 use clap::Args;
-use kiln_eval::{AutoArg, EvalOptions, Evaluation, MemoryStore, OutputFormat, SearchPathEntry};
+use kiln_eval::{AutoArg, EvalOptions, Evaluation, KilnEvalStore, OutputFormat, SearchPathEntry};
 
 use super::GlobalOpts;
 
@@ -92,7 +92,11 @@ pub fn run(global: &GlobalOpts, args: &EvalArgs) -> anyhow::Result<ExitCode> {
 /// Evaluate and render on the evaluation thread; errors come back
 /// rendered (values cannot leave the thread).
 fn evaluate(options: EvalOptions, store_dir: String, args: &EvalArgs) -> Result<String, String> {
-    let mut session = Evaluation::with_store(options, Rc::new(MemoryStore::new(store_dir)));
+    // A dry-run store computes Nix's real paths (sources, `toFile`, `.drv`s)
+    // without writing, like `nix-instantiate --eval` in read-only mode.
+    let dir =
+        kiln_store::StoreDir::new(&store_dir).map_err(|e| format!("error: --store-dir: {e}\n"))?;
+    let mut session = Evaluation::with_store(options, Rc::new(KilnEvalStore::dry_run(dir)));
     let mut auto_args = Vec::new();
     for pair in args.arg.chunks(2) {
         if let [name, expr] = pair {

@@ -4,6 +4,8 @@ mod build;
 mod eval;
 pub mod config;
 mod hash;
+pub mod installable;
+mod instantiate;
 mod log;
 mod store;
 
@@ -62,6 +64,9 @@ pub enum Command {
     Hash(hash::HashArgs),
     /// Evaluate an expression or file and print the value.
     Eval(eval::EvalArgs),
+    /// Write the derivations an expression describes to the store and
+    /// print their .drv paths.
+    Instantiate(instantiate::InstantiateArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -71,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(args) => store::run(&cli.global, args),
         Command::Hash(args) => hash::run(args),
         Command::Eval(args) => eval::run(&cli.global, &args),
+        Command::Instantiate(args) => instantiate::run(&cli.global, &args),
     }
 }
 
