@@ -138,9 +138,8 @@ impl KilnEvalStore {
             return Err("no temporary directory".to_owned());
         };
         let file = temp.join(path.base_name());
-        fs::write(&file, contents).map_err(|e| format!("writing '{}': {e}", file.display()))?;
-        let (nar_hash, nar_size) =
-            kiln_store::nar::hash_path(&file, HashAlgo::Sha256).map_err(|e| e.to_string())?;
+        write_canonical_file(&file, contents)?;
+        let (nar_hash, nar_size) = regular_file_nar_hash(contents);
         let info = ValidPathInfo {
             path: path.clone(),
             nar_hash,
@@ -366,13 +365,48 @@ impl EvalStore for KilnEvalStore {
     }
 }
 
-/// Canonicalise, sync, move into place and register a batch of text files.
-fn install_batch(store: &Store, pending: &[Pending], temp: Option<&TempDir>) -> StoreResult<()> {
-    use kiln_store::canonicalise::{canonicalise_tree, remove_tree, sync_dir};
-    let err = |e: &dyn std::fmt::Display| e.to_string();
-    for p in pending {
-        canonicalise_tree(&p.file).map_err(|e| err(&e))?;
+/// Write a text file already in canonical form (read-only, mtime 1), so
+/// no separate canonicalisation pass is needed.
+fn write_canonical_file(file: &Path, contents: &[u8]) -> StoreResult<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e: std::io::Error| format!("writing '{}': {e}", file.display());
+    let mut handle = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o444)
+        .open(file)
+        .map_err(io)?;
+    handle.write_all(contents).map_err(io)?;
+    let one_second = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1);
+    handle.set_modified(one_second).map_err(io)?;
+    Ok(())
+}
+
+/// NAR sha256 and size of a single non-executable regular file, computed
+/// from its bytes: `nix-archive-1 ( type regular contents BYTES )`.
+fn regular_file_nar_hash(contents: &[u8]) -> (Hash, u64) {
+    use kiln_store::nar::wire;
+    let mut hasher = kiln_store::Hasher::new(HashAlgo::Sha256);
+    let mut size = 0;
+    for token in [
+        wire::MAGIC,
+        wire::OPEN,
+        wire::TYPE,
+        wire::REGULAR,
+        wire::CONTENTS,
+    ] {
+        size += wire::write_str(&mut hasher, token).unwrap_or(0);
     }
+    size += wire::write_str(&mut hasher, contents).unwrap_or(0);
+    size += wire::write_str(&mut hasher, wire::CLOSE).unwrap_or(0);
+    (hasher.finish(), size)
+}
+
+/// Sync, move into place and register a batch of text files.
+fn install_batch(store: &Store, pending: &[Pending], temp: Option<&TempDir>) -> StoreResult<()> {
+    use kiln_store::canonicalise::{remove_tree, sync_dir};
+    let err = |e: &dyn std::fmt::Display| e.to_string();
     if let Some(temp) = temp {
         sync_filesystem(temp.path())?;
     }
@@ -465,6 +499,34 @@ fn copy_filtered(
 }
 
 /// Errors while hashing inputs: the store's, or the derivation's own.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_memory_nar_hash_matches_the_nar_writer() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for contents in [&b""[..], b"x", b"Derive([])", &[7u8; 1000][..]] {
+            let file = dir.path().join(format!("f{}", contents.len()));
+            write_canonical_file(&file, contents).expect("write");
+            let want = kiln_store::nar::hash_path(&file, HashAlgo::Sha256).expect("hash");
+            assert_eq!(regular_file_nar_hash(contents), want);
+        }
+    }
+
+    #[test]
+    fn dry_run_paths_match_nix_for_a_text_file() {
+        // `builtins.toFile "hello" "hi"` under /nix/store in Nix 2.8.
+        let store = KilnEvalStore::dry_run(StoreDir::new("/nix/store").expect("dir"));
+        let path = store
+            .add_text("hello", "hi", &BTreeSet::new())
+            .expect("path");
+        assert_eq!(path, "/nix/store/psfcckwhbzj6xincr5ydak4wakyb3fsh-hello");
+        assert!(store.is_valid(&path));
+        assert!(store.references(&path).expect("refs").is_empty());
+    }
+}
+
 #[derive(Debug)]
 enum HashInputError {
     Store(String),
