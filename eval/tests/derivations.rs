@@ -135,3 +135,51 @@ fn every_vector_instantiates_to_nixs_paths_and_bytes() {
         failures.join("\n")
     );
 }
+
+/// String context through the string builtins, compared with what
+/// `nix-instantiate --eval --strict` (Nix 2.8) printed for the same
+/// expression (evaluated in the vectors directory, for `./src/hello.txt`).
+#[test]
+fn string_context_propagates_like_nix() {
+    const EXPRESSION: &str = r#"let
+  d = derivation { name = "d"; system = "x"; builder = "/b"; outputs = [ "out" "dev" ]; };
+  f = builtins.toFile "f" "hello";
+  s = "${d} ${d.dev} ${f}";
+  g = builtins.getContext;
+in {
+  interp = g s;
+  concat = g (d.outPath + "/x");
+  tostring = g (toString [ d f ]);
+  replace = g (builtins.replaceStrings [ "a" ] [ "${f}" ] "xax");
+  replace2 = g (builtins.replaceStrings [ "x" ] [ "y" ] s);
+  substr = g (builtins.substring 0 5 s);
+  substrEmpty = g (builtins.substring 0 0 s);
+  json = g (builtins.toJSON { a = d; b = [ f ]; });
+  drvpath = g d.drvPath;
+  discard = builtins.hasContext (builtins.unsafeDiscardStringContext s);
+  discardOut = g (builtins.unsafeDiscardOutputDependency d.drvPath);
+  concatSep = g (builtins.concatStringsSep "," [ f d.dev ]);
+  baseName = g (baseNameOf d.outPath);
+  dirName = g (dirOf d.outPath);
+  split = g (builtins.elemAt (builtins.split "-" "${d}") 0);
+  match = builtins.match "(.*)" "${f}";
+  append = g (builtins.appendContext "x" { ${builtins.unsafeDiscardStringContext d.drvPath} = { outputs = [ "dev" ]; }; });
+  tofile = g (builtins.toFile "t" "${f}");
+  placeholder = builtins.placeholder "out";
+  storeDir = builtins.storeDir;
+  path = g (builtins.path { path = ./src/hello.txt; name = "c"; });
+  interpPath = g "${./src/hello.txt}";
+}"#;
+    const NIX_PRINTED: &str = r#"{ append = { "/nix/store/04s49lw7m6vgvdrrkq4iilvzfq7848vy-d.drv" = { outputs = [ "dev" ]; }; }; baseName = { "/nix/store/04s49lw7m6vgvdrrkq4iilvzfq7848vy-d.drv" = { outputs = [ "out" ]; }; }; concat = { "/nix/store/04s49lw7m6vgvdrrkq4iilvzfq7848vy-d.drv" = { outputs = [ "out" ]; }; }; concatSep = { "/nix/store/04s49lw7m6vgvdrrkq4iilvzfq7848vy-d.drv" = { outputs = [ "dev" ]; }; "/nix/store/r7f24v08nr4mqdf5qaxa8d0irqf3zl0q-f" = { path = true; }; }; dirName = { "/nix/store/04s49lw7m6vgvdrrkq4iilvzfq7848vy-d.drv" = { outputs = [ "out" ]; }; }; discard = false; discardOut = { "/nix/store/04s49lw7m6vgvdrrkq4iilvzfq7848vy-d.drv" = { path = true; }; }; drvpath = { "/nix/store/04s49lw7m6vgvdrrkq4iilvzfq7848vy-d.drv" = { allOutputs = true; }; }; interp = { "/nix/store/04s49lw7m6vgvdrrkq4iilvzfq7848vy-d.drv" = { outputs = [ "dev" "out" ]; }; "/nix/store/r7f24v08nr4mqdf5qaxa8d0irqf3zl0q-f" = { path = true; }; }; interpPath = { "/nix/store/0x1yyvwmk8pp53kxl8c8w0n1bqh2yvyf-hello.txt" = { path = true; }; }; json = { "/nix/store/04s49lw7m6vgvdrrkq4iilvzfq7848vy-d.drv" = { outputs = [ "out" ]; }; "/nix/store/r7f24v08nr4mqdf5qaxa8d0irqf3zl0q-f" = { path = true; }; }; match = [ "/nix/store/r7f24v08nr4mqdf5qaxa8d0irqf3zl0q-f" ]; path = { "/nix/store/k43vq7pq4qzjcvhw8a92avhxdwvjwcgn-c" = { path = true; }; }; placeholder = "/1rz4g4znpzjwh1xymhjpm42vipw92pr73vdgl6xs1hycac8kf2n9"; replace = { "/nix/store/r7f24v08nr4mqdf5qaxa8d0irqf3zl0q-f" = { path = true; }; }; replace2 = { "/nix/store/04s49lw7m6vgvdrrkq4iilvzfq7848vy-d.drv" = { outputs = [ "dev" "out" ]; }; "/nix/store/r7f24v08nr4mqdf5qaxa8d0irqf3zl0q-f" = { path = true; }; }; split = { }; storeDir = "/nix/store"; substr = { "/nix/store/04s49lw7m6vgvdrrkq4iilvzfq7848vy-d.drv" = { outputs = [ "dev" "out" ]; }; "/nix/store/r7f24v08nr4mqdf5qaxa8d0irqf3zl0q-f" = { path = true; }; }; substrEmpty = { "/nix/store/04s49lw7m6vgvdrrkq4iilvzfq7848vy-d.drv" = { outputs = [ "dev" "out" ]; }; "/nix/store/r7f24v08nr4mqdf5qaxa8d0irqf3zl0q-f" = { path = true; }; }; tofile = { "/nix/store/x2ya54alyshszfy6c7a8aihidnzhb9js-t" = { path = true; }; }; tostring = { "/nix/store/04s49lw7m6vgvdrrkq4iilvzfq7848vy-d.drv" = { outputs = [ "out" ]; }; "/nix/store/r7f24v08nr4mqdf5qaxa8d0irqf3zl0q-f" = { path = true; }; }; }"#;
+    let dir = StoreDir::new("/nix/store").expect("store dir");
+    let options = EvalOptions {
+        base_dir: vectors(),
+        ..EvalOptions::default()
+    };
+    let mut session = Evaluation::with_store(options, Rc::new(KilnEvalStore::dry_run(dir)));
+    let printed = session
+        .eval_source(EXPRESSION, None, true)
+        .map(|(text, _)| text)
+        .map_err(|e| session.render_error(&e));
+    assert_eq!(printed.as_deref(), Ok(NIX_PRINTED));
+}
