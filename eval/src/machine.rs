@@ -130,6 +130,9 @@ impl Machine {
     }
 
     pub fn force_thunk(&mut self, thunk: &Thunk) -> EvalResult<Value> {
+        if let ThunkState::Done(v) = &*thunk.0.borrow() {
+            return Ok(v.clone());
+        }
         let state = {
             let mut cell = thunk.0.borrow_mut();
             match &*cell {
@@ -205,6 +208,8 @@ impl Machine {
 
     /// Evaluate `expr` in `env` to a forced value.
     pub fn eval(&mut self, expr: &Expr, env: &Rc<Env>) -> EvalResult<Value> {
+        // The hot cases live here; the rest is in `eval_cold`, which keeps
+        // this function's stack frame small for deep recursion.
         match expr {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Local { depth, index } => {
@@ -217,6 +222,72 @@ impl Machine {
                     other => Ok(other.clone()),
                 }
             }
+            Expr::Call { func, args, span } => {
+                let mut f = self.eval(func, env)?;
+                for arg in args.iter() {
+                    let a = self.delay(arg, env);
+                    f = self.call(f, a, Some(*span))?;
+                }
+                Ok(f)
+            }
+            Expr::If {
+                cond,
+                then,
+                otherwise,
+                span,
+            } => {
+                let c = self.eval(cond, env)?;
+                match c {
+                    Value::Bool(true) => self.eval(then, env),
+                    Value::Bool(false) => self.eval(otherwise, env),
+                    other => Err(type_error("a Boolean", &other)
+                        .at(cond.span().unwrap_or(*span))
+                        .context("while evaluating a branch condition", Some(*span))),
+                }
+            }
+            Expr::Binary { op, lhs, rhs, span } => {
+                let l = self.eval(lhs, env)?;
+                let r = self.eval(rhs, env)?;
+                // Integers are the common case; skip the general dispatch.
+                if let (Value::Int(a), Value::Int(b)) = (&l, &r) {
+                    use crate::compile::ir::BinOp as B;
+                    let (a, b) = (*a, *b);
+                    let fast = match op {
+                        B::Add => a.checked_add(b).map(Value::Int),
+                        B::Sub => a.checked_sub(b).map(Value::Int),
+                        B::Mul => a.checked_mul(b).map(Value::Int),
+                        B::Less => Some(Value::Bool(a < b)),
+                        B::LessEq => Some(Value::Bool(a <= b)),
+                        B::Greater => Some(Value::Bool(a > b)),
+                        B::GreaterEq => Some(Value::Bool(a >= b)),
+                        B::Eq => Some(Value::Bool(a == b)),
+                        B::NotEq => Some(Value::Bool(a != b)),
+                        _ => None,
+                    };
+                    if let Some(v) = fast {
+                        return Ok(v);
+                    }
+                }
+                self.binary_slow(*op, l, r, *span)
+            }
+            other => self.eval_cold(other, env),
+        }
+    }
+
+    #[inline(never)]
+    fn binary_slow(
+        &mut self,
+        op: crate::compile::ir::BinOp,
+        l: Value,
+        r: Value,
+        span: Span,
+    ) -> EvalResult<Value> {
+        crate::ops::binary(self, op, l, r).map_err(|e| e.at(span))
+    }
+
+    #[inline(never)]
+    fn eval_cold(&mut self, expr: &Expr, env: &Rc<Env>) -> EvalResult<Value> {
+        match expr {
             Expr::Dynamic { name, withs, span } => self.eval_dynamic(*name, withs, env, *span),
             Expr::Interpolate { parts, span } => {
                 let mut out = StringBuilder::new();
@@ -275,14 +346,6 @@ impl Machine {
                 code: code.clone(),
                 env: env.clone(),
             }))),
-            Expr::Call { func, args, span } => {
-                let mut f = self.eval(func, env)?;
-                for arg in args.iter() {
-                    let a = self.delay(arg, env);
-                    f = self.call(f, a, Some(*span))?;
-                }
-                Ok(f)
-            }
             Expr::Select {
                 target,
                 path,
@@ -304,23 +367,6 @@ impl Machine {
                     }
                 }
                 Ok(Value::Bool(true))
-            }
-            Expr::If {
-                cond,
-                then,
-                otherwise,
-                span,
-            } => {
-                let c = self.eval(cond, env)?;
-                let c = self.expect_bool(&c).map_err(|e| {
-                    e.at(cond.span().unwrap_or(*span))
-                        .context("while evaluating a branch condition", Some(*span))
-                })?;
-                if c {
-                    self.eval(then, env)
-                } else {
-                    self.eval(otherwise, env)
-                }
             }
             Expr::Assert {
                 cond,
@@ -348,11 +394,6 @@ impl Machine {
                 crate::ops::arith(self, crate::compile::ir::BinOp::Sub, Value::Int(0), v)
                     .map_err(|e| e.at(*span))
             }
-            Expr::Binary { op, lhs, rhs, span } => {
-                let l = self.eval(lhs, env)?;
-                let r = self.eval(rhs, env)?;
-                crate::ops::binary(self, *op, l, r).map_err(|e| e.at(*span))
-            }
             Expr::And(l, r, span) => {
                 let lv = self.eval(l, env)?;
                 if !self.expect_bool(&lv).map_err(|e| e.at(*span))? {
@@ -378,6 +419,12 @@ impl Machine {
                 Ok(Value::Bool(self.expect_bool(&rv).map_err(|e| e.at(*span))?))
             }
             Expr::CurPos(span) => Ok(self.position_value(*span)),
+            // The hot kinds are handled by `eval` before it gets here.
+            Expr::Const(_)
+            | Expr::Local { .. }
+            | Expr::Call { .. }
+            | Expr::If { .. }
+            | Expr::Binary { .. } => self.eval(expr, env),
         }
     }
 
@@ -591,7 +638,25 @@ impl Machine {
     pub fn call(&mut self, func: Value, arg: Value, span: Option<Span>) -> EvalResult<Value> {
         match func {
             Value::Lambda(closure) => self.call_lambda(&closure, arg, span),
-            Value::PrimOp(app) => {
+            Value::PrimOp(app) => self.call_primop(&app, arg, span),
+            Value::Attrs(attrs) => self.call_functor(attrs, arg, span),
+            Value::Thunk(t) => {
+                let f = self.force_thunk(&t)?;
+                self.call(f, arg, span)
+            }
+            other => Err(not_callable(&other, span)),
+        }
+    }
+
+    #[inline(never)]
+    fn call_primop(
+        &mut self,
+        app: &PrimOpApp,
+        arg: Value,
+        span: Option<Span>,
+    ) -> EvalResult<Value> {
+        {
+            {
                 let builtin = app.builtin;
                 if app.args.len() + 1 < builtin.arity {
                     let mut args = app.args.clone();
@@ -614,20 +679,17 @@ impl Machine {
                     )
                 })
             }
-            Value::Attrs(attrs) => {
-                let Some(functor) = attrs.get(self.sym.functor) else {
-                    return Err(not_callable(&Value::Attrs(attrs), span));
-                };
-                let functor = self.force(&functor.clone())?;
-                let partial = self.call(functor, Value::Attrs(attrs), span)?;
-                self.call(partial, arg, span)
-            }
-            Value::Thunk(t) => {
-                let f = self.force_thunk(&t)?;
-                self.call(f, arg, span)
-            }
-            other => Err(not_callable(&other, span)),
         }
+    }
+
+    #[inline(never)]
+    fn call_functor(&mut self, attrs: Attrs, arg: Value, span: Option<Span>) -> EvalResult<Value> {
+        let Some(functor) = attrs.get(self.sym.functor) else {
+            return Err(not_callable(&Value::Attrs(attrs), span));
+        };
+        let functor = self.force(&functor.clone())?;
+        let partial = self.call(functor, Value::Attrs(attrs), span)?;
+        self.call(partial, arg, span)
     }
 
     fn call_lambda(

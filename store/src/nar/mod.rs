@@ -2,12 +2,15 @@
 //! object that store paths and NAR hashes are computed over.
 //!
 //! [`wire`] documents the grammar and the rules; [`writer`] streams a tree
-//! to a NAR ([`dump_path`], [`hash_path`]); [`reader`] streams a NAR back
-//! into a tree ([`restore`]) or only checks it ([`validate`]).
+//! to a NAR ([`dump_path`]) and [`hash`] hashes that stream on a second
+//! thread ([`hash_path`]); [`reader`] streams a NAR back into a tree
+//! ([`restore`]) or only checks it ([`validate`]).
 
+pub mod hash;
 pub mod reader;
 pub mod wire;
 pub mod writer;
 
+pub use hash::hash_path;
 pub use reader::{restore, validate};
-pub use writer::{dump_path, hash_path};
+pub use writer::dump_path;

@@ -10,7 +10,6 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::NarError;
-use crate::hash::{Hash, HashAlgo, Hasher};
 use crate::nar::wire;
 
 /// Size of the chunks file contents are read in: large enough to make the
@@ -24,34 +23,89 @@ const TOKEN_BUFFER: usize = 64 * 1024;
 /// `out` and returns its size in bytes. Pass `out` unbuffered or buffered:
 /// small writes are buffered here, large ones go straight through.
 pub fn dump_path(path: &Path, out: &mut impl Write) -> Result<u64, NarError> {
-    let mut writer = NarWriter {
+    let mut out = Buffered {
         out: BufWriter::with_capacity(TOKEN_BUFFER, out),
-        written: 0,
         chunk: vec![0; CHUNK],
     };
+    let size = write_nar(path, &mut out)?;
+    out.out.flush().map_err(NarError::Write)?;
+    Ok(size)
+}
+
+/// Where the NAR bytes go. Besides plain byte writes it copies file contents
+/// itself, so an implementation can read them straight into its own buffer.
+pub(crate) trait Output {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), NarError>;
+    /// Appends exactly `len` bytes read from `file` (see [`read_file_part`]).
+    fn put_file(&mut self, file: &mut File, path: &Path, len: u64) -> Result<(), NarError>;
+}
+
+/// Writes the NAR of `path` to `out`; returns its size.
+pub(crate) fn write_nar(path: &Path, out: &mut impl Output) -> Result<u64, NarError> {
+    let mut writer = NarWriter { out, written: 0 };
     writer.token(wire::MAGIC)?;
     writer.tree(path)?;
-    writer.out.flush().map_err(NarError::Write)?;
     Ok(writer.written)
 }
 
-/// The NAR hash and NAR size of `path`, as `nix-hash --type ALGO PATH` and
-/// `nix-store --dump PATH | wc -c` give them.
-pub fn hash_path(path: &Path, algo: HashAlgo) -> Result<(Hash, u64), NarError> {
-    let mut hasher = Hasher::new(algo);
-    let size = dump_path(path, &mut hasher)?;
-    Ok((hasher.finish(), size))
+/// Reads at least one byte of `file` into `buf`; running out of data means
+/// the file shrank since its size was taken.
+pub(crate) fn read_file_part(
+    file: &mut File,
+    path: &Path,
+    buf: &mut [u8],
+) -> Result<usize, NarError> {
+    loop {
+        return match file.read(buf) {
+            Ok(0) => Err(NarError::FileChanged {
+                path: path.to_owned(),
+            }),
+            Ok(got) => Ok(got),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(NarError::io(path, e)),
+        };
+    }
 }
 
-struct NarWriter<W: Write> {
+/// An [`Output`] over any writer, through a token buffer and a file chunk.
+struct Buffered<W: Write> {
     out: BufWriter<W>,
-    written: u64,
     chunk: Vec<u8>,
 }
 
-impl<W: Write> NarWriter<W> {
+impl<W: Write> Output for Buffered<W> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), NarError> {
+        self.out.write_all(bytes).map_err(NarError::Write)
+    }
+
+    fn put_file(&mut self, file: &mut File, path: &Path, len: u64) -> Result<(), NarError> {
+        let mut remaining = len;
+        while remaining > 0 {
+            let want = remaining.min(self.chunk.len() as u64) as usize;
+            let got = read_file_part(file, path, &mut self.chunk[..want])?;
+            self.out
+                .write_all(&self.chunk[..got])
+                .map_err(NarError::Write)?;
+            remaining -= got as u64;
+        }
+        Ok(())
+    }
+}
+
+struct NarWriter<'a, O: Output> {
+    out: &'a mut O,
+    written: u64,
+}
+
+impl<O: Output> NarWriter<'_, O> {
+    /// Writes `str(bytes)`.
     fn token(&mut self, bytes: &[u8]) -> Result<(), NarError> {
-        self.written += wire::write_str(&mut self.out, bytes).map_err(NarError::Write)?;
+        let len = bytes.len() as u64;
+        let padding = wire::padding_len(len);
+        self.out.put(&len.to_le_bytes())?;
+        self.out.put(bytes)?;
+        self.out.put(&[0; 8][..padding])?;
+        self.written += 8 + len + padding as u64;
         Ok(())
     }
 
@@ -123,31 +177,10 @@ impl<W: Write> NarWriter<W> {
     /// Writes `u64(len) bytes padding`, reading exactly `len` bytes of the file.
     fn contents(&mut self, path: &Path, len: u64) -> Result<(), NarError> {
         let mut file = File::open(path).map_err(|e| NarError::io(path, e))?;
-        self.out
-            .write_all(&len.to_le_bytes())
-            .map_err(NarError::Write)?;
-        let mut remaining = len;
-        while remaining > 0 {
-            let want = remaining.min(self.chunk.len() as u64) as usize;
-            let got = match file.read(&mut self.chunk[..want]) {
-                Ok(0) => {
-                    return Err(NarError::FileChanged {
-                        path: path.to_owned(),
-                    });
-                }
-                Ok(got) => got,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(NarError::io(path, e)),
-            };
-            self.out
-                .write_all(&self.chunk[..got])
-                .map_err(NarError::Write)?;
-            remaining -= got as u64;
-        }
+        self.out.put(&len.to_le_bytes())?;
+        self.out.put_file(&mut file, path, len)?;
         let padding = wire::padding_len(len);
-        self.out
-            .write_all(&[0; 8][..padding])
-            .map_err(NarError::Write)?;
+        self.out.put(&[0; 8][..padding])?;
         self.written += 8 + len + padding as u64;
         Ok(())
     }
