@@ -8,8 +8,10 @@
 //! STORE/.tmp-kiln-…/
 //!   store/    mounted at the store dir; the builder writes its outputs here
 //!   build/    mounted at /build (the working directory)
-//!   etc/      synthesized passwd, group, hosts
 //! ```
+//!
+//! The synthesized `passwd`, `group` and `hosts` are written once per run
+//! into another temp dir and mounted read-only into every sandbox.
 //!
 //! With `--keep-failed`, a failed build's temp dir is moved to
 //! `STATE/failed/<drv base name>-<n>` and named in the error.
@@ -22,6 +24,7 @@ use kiln_store::StorePath;
 use kiln_store::store::Store;
 
 use crate::check::{Difference, compare_trees};
+use crate::cleanup::Cleaner;
 use crate::environment::{EnvInput, build_env};
 use crate::error::BuildError;
 use crate::events::Observer;
@@ -29,7 +32,7 @@ use crate::log::{LogWriter, log_path};
 use crate::outputs::{ProducedOutput, output_paths, process_outputs};
 use crate::plan::PlannedBuild;
 use crate::register::install_outputs;
-use crate::sandbox::{SandboxInput, SandboxSpec, write_etc};
+use crate::sandbox::{SandboxInput, SandboxSpec};
 use crate::supervise::{Limits, supervise};
 
 /// Settings shared by every build of a run.
@@ -41,6 +44,9 @@ pub struct BuildSettings {
     pub cores: u32,
     pub limits: Limits,
     pub keep_failed: bool,
+    /// The synthesized `passwd`, `group` and `hosts`, shared by every build
+    /// of a run (mounted read-only).
+    pub etc_dir: PathBuf,
 }
 
 /// What `--check` found for one output.
@@ -60,6 +66,7 @@ pub fn build_derivation(
     planned: &PlannedBuild,
     observer: &dyn Observer,
     cancel: &AtomicBool,
+    cleaner: &Cleaner,
 ) -> Result<Vec<CheckedOutput>, BuildError> {
     let drv = &planned.drv;
     let printed_drv = store.print_path(&planned.drv_path);
@@ -70,6 +77,7 @@ pub fn build_derivation(
         .unwrap_or_else(|| planned.drv_path.name().trim_end_matches(".drv").to_string());
     let outputs = output_paths(&printed_drv, drv)?;
 
+    let t_start = std::time::Instant::now();
     let closure = store
         .closure(&planned.inputs.iter().cloned().collect::<Vec<_>>())
         .map_err(|e| {
@@ -81,11 +89,9 @@ pub fn build_derivation(
         .map_err(|e| BuildError::store("creating a build directory", e))?;
     let scratch_store = temp.path().join("store");
     let build_dir = temp.path().join("build");
-    let etc_dir = temp.path().join("etc");
     for dir in [&scratch_store, &build_dir] {
         std::fs::create_dir(dir).map_err(|e| BuildError::io(dir, e))?;
     }
-    write_etc(&etc_dir)?;
 
     let output_strings = outputs
         .iter()
@@ -115,7 +121,7 @@ pub fn build_derivation(
             .collect(),
         scratch_store: scratch_store.clone(),
         build_dir: build_dir.clone(),
-        etc_dir,
+        etc_dir: settings.etc_dir.clone(),
         network: is_fixed,
         builder: drv.builder.clone(),
         args: drv.args.clone(),
@@ -129,6 +135,7 @@ pub fn build_derivation(
     };
     let mut log = LogWriter::create(log_path(&store.state_dir(), &log_name))?;
     observer.started(&printed_drv, &name);
+    let t_setup = t_start.elapsed();
     let outcome = supervise(
         spec.command(&settings.bwrap),
         &printed_drv,
@@ -140,6 +147,7 @@ pub fn build_derivation(
     let tail = log.tail();
     log.finish()?;
     let outcome = outcome?;
+    let t_builder = t_start.elapsed() - t_setup;
 
     let keep = |temp: kiln_store::store::temp::TempDir| -> Option<PathBuf> {
         if !settings.keep_failed {
@@ -183,10 +191,23 @@ pub fn build_derivation(
     };
 
     if planned.check {
-        return compare_outputs(store, &produced);
+        let result = compare_outputs(store, &produced);
+        cleaner.discard(temp);
+        return result;
     }
+    let t_outputs = t_start.elapsed() - t_setup - t_builder;
     install_outputs(store, &planned.drv_path, &produced)?;
-    drop(temp);
+    let t_register = t_start.elapsed() - t_setup - t_builder - t_outputs;
+    cleaner.discard(temp);
+    tracing::debug!(
+        target: "kiln_builder::timing",
+        "built {printed_drv} in {:.2?}: setup {:.2?}, sandbox+builder {:.2?}, outputs {:.2?}, register {:.2?}",
+        t_start.elapsed(),
+        t_setup,
+        t_builder,
+        t_outputs,
+        t_register,
+    );
     Ok(Vec::new())
 }
 

@@ -17,6 +17,7 @@
 //! - [`scan`]: reference scanning.
 //! - [`register`]: moving outputs into the store and registering them.
 //! - [`check`]: comparing a rebuild with the valid output (`--check`).
+//! - [`cleanup`]: removing scratch directories in the background.
 //! - [`log`]: compressed build logs.
 //!
 //! # Invariants
@@ -27,6 +28,7 @@
 
 pub mod build;
 pub mod check;
+pub mod cleanup;
 pub mod environment;
 pub mod error;
 pub mod events;

@@ -13,10 +13,12 @@ use kiln_store::StorePath;
 use kiln_store::store::Store;
 
 use crate::build::{BuildSettings, CheckedOutput, build_derivation};
+use crate::cleanup::Cleaner;
 use crate::error::BuildError;
 use crate::events::Observer;
 use crate::outputs::output_paths;
 use crate::plan::{PlannedBuild, plan, read_derivation};
+use crate::sandbox::write_etc;
 use crate::schedule::{NodeOutcome, run_dag};
 use crate::supervise::Limits;
 
@@ -103,17 +105,23 @@ pub fn realise(
             .map(|b| store.print_path(&b.drv_path))
             .collect::<Vec<_>>(),
     );
+    let etc = store
+        .temp_dir()
+        .map_err(|e| BuildError::store("creating a build directory", e))?;
+    write_etc(etc.path())?;
     let settings = BuildSettings {
+        etc_dir: etc.path().to_path_buf(),
         bwrap: crate::sandbox::probe_bwrap()?,
         cores: options.cores,
         limits: options.limits,
         keep_failed: options.keep_failed,
     };
     let cancel = AtomicBool::new(false);
+    let cleaner = Cleaner::new();
     let checks = std::sync::Mutex::new(Vec::new());
     let outcomes = run_dag(&plan.deps, options.jobs, options.keep_going, &cancel, |i| {
         let planned = &plan.builds[i];
-        let result = build_locked(store, &settings, planned, observer, &cancel);
+        let result = build_locked(store, &settings, planned, observer, &cancel, &cleaner);
         let name = planned.drv_path.name().trim_end_matches(".drv");
         let printed = store.print_path(&planned.drv_path);
         observer.finished(&printed, name, result.is_ok());
@@ -126,6 +134,8 @@ pub fn realise(
         }
         Ok(())
     });
+    cleaner.finish();
+    drop(etc);
     for (i, outcome) in outcomes.into_iter().enumerate() {
         let printed = store.print_path(&plan.builds[i].drv_path);
         match outcome {
@@ -151,9 +161,10 @@ fn build_locked(
     planned: &PlannedBuild,
     observer: &dyn Observer,
     cancel: &AtomicBool,
+    cleaner: &Cleaner,
 ) -> Result<Vec<CheckedOutput>, BuildError> {
     if planned.check {
-        return build_derivation(store, settings, planned, observer, cancel);
+        return build_derivation(store, settings, planned, observer, cancel, cleaner);
     }
     let printed = store.print_path(&planned.drv_path);
     let outputs = output_paths(&printed, &planned.drv)?;
@@ -182,7 +193,7 @@ fn build_locked(
         observer.built_elsewhere(&printed, name);
         return Ok(Vec::new());
     }
-    let result = build_derivation(store, settings, planned, observer, cancel);
+    let result = build_derivation(store, settings, planned, observer, cancel, cleaner);
     drop(locks);
     result
 }
