@@ -98,7 +98,7 @@ pub enum StorePathError {
 /// `offset` is the byte position in the archive where the fault starts.
 #[derive(Debug, Error)]
 pub enum NarError {
-    #[error("NAR is truncated: input ends at byte {offset}")]
+    #[error("NAR is truncated: the input ends inside the item at byte {offset}")]
     Truncated { offset: u64 },
     #[error("bad NAR token at byte {offset}: expected {expected}, found {found:?}")]
     BadTag {

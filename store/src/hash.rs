@@ -23,7 +23,9 @@ use std::io;
 use std::str::FromStr;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::alphabet;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD as BASE64};
 use md5::Digest as _;
 
 use crate::error::HashError;
@@ -253,10 +255,18 @@ fn decode_base16(input: &str, digits: &str) -> Result<Vec<u8>, HashError> {
         .collect()
 }
 
+/// Decoding accepts base64 with or without its `=` padding, as Nix does.
+const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
 fn decode_base64(input: &str, text: &str) -> Result<Vec<u8>, HashError> {
-    BASE64.decode(text).map_err(|_| HashError::BadBase64 {
-        input: input.to_owned(),
-    })
+    BASE64_LENIENT
+        .decode(text)
+        .map_err(|_| HashError::BadBase64 {
+            input: input.to_owned(),
+        })
 }
 
 /// A streaming hasher: feed it with [`Hasher::update`] or `io::Write`, then
@@ -413,6 +423,11 @@ mod tests {
             Hash::parse("sha256-!!!!", None),
             Err(HashError::BadBase64 { .. })
         ));
+        // SRI without its padding is accepted, as Nix does.
+        assert_eq!(
+            Hash::parse("sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU", None),
+            Ok(h.clone())
+        );
         // Multi-byte characters must not cause a panic when slicing.
         assert!(Hash::parse(&format!("sha1:{}", "é".repeat(20)), None).is_err());
     }
