@@ -38,6 +38,7 @@
 //! - `derivation.rs` (derivationStrict, the `derivation` wrapper),
 //!   `store_paths.rs` (path, filterSource, toFile, placeholder, storePath):
 //!   derivations engineer (issue 4)
+//! - `toml.rs` (fromTOML): evaluator engineer
 //! - constants (`currentSystem`, `nixVersion`, `langVersion`, …): this file
 
 pub mod arith;
@@ -51,6 +52,7 @@ pub mod json;
 pub mod lists;
 pub mod store_paths;
 pub mod strings;
+pub mod toml;
 pub mod types;
 
 use std::rc::Rc;
@@ -86,6 +88,7 @@ pub const FAMILIES: &[&[Builtin]] = &[
     io::BUILTINS,
     hash::BUILTINS,
     context::BUILTINS,
+    toml::BUILTINS,
     derivation::BUILTINS,
     store_paths::BUILTINS,
 ];
