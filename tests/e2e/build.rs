@@ -840,3 +840,100 @@ fn sigkill_at_any_moment_of_output_processing_leaves_a_consistent_store() {
     assert_eq!(read(&kit.real(&drv).join("f1999")), "1999\n");
     assert_store_consistent(&kit);
 }
+
+#[test]
+fn missing_bwrap_is_an_error_that_says_what_to_install() {
+    let mut kit = Kit::new();
+    let drv = kit.write(Spec::new("nobwrap", "echo > $out"));
+    let out = kit
+        .env
+        .kiln()
+        .env("PATH", kit.env.work().join("empty-path"))
+        .args(["build", &kit.path(&drv), "--no-out-link"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("apt-get install bubblewrap"), "{stderr}");
+    assert!(!kit.reopen().is_valid(&kit.out(&drv, "out")).unwrap());
+}
+
+#[test]
+fn files_need_the_evaluator_and_outputs_are_not_derivations() {
+    let kit = Kit::new();
+    kit.env.write("default.nix", "derivation {}");
+    let stderr = kit.env.fails(&["build", "default.nix"], 2);
+    assert!(stderr.contains("cannot build default.nix"), "{stderr}");
+    assert!(stderr.contains(".drv"), "{stderr}");
+    let stderr = kit.env.fails(&["build", "-A", "hello"], 2);
+    assert!(stderr.contains("./default.nix"), "{stderr}");
+    let stderr = kit.env.fails(&["build", &kit.path(&kit.busybox)], 2);
+    assert!(stderr.contains("is not a derivation"), "{stderr}");
+}
+
+#[test]
+fn out_links_name_every_output_of_every_target() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    let one = kit.write(Spec {
+        outputs: &["out", "dev"],
+        ..Spec::new("one", "echo out > $out; echo dev > $dev")
+    });
+    let two = kit.write(Spec::new("two", "echo two > $out"));
+    kit.env.ok(&[
+        "build",
+        &kit.path(&one),
+        &kit.path(&two),
+        "-o",
+        "res",
+        "--cores",
+        "3",
+    ]);
+    let work = kit.env.work();
+    assert_eq!(read(&work.join("res")), "out\n");
+    assert_eq!(read(&work.join("res-dev")), "dev\n");
+    assert_eq!(read(&work.join("res-2")), "two\n");
+    let roots = std::fs::read_dir(kit.env.root().join("kiln/var/kiln/gcroots/auto"))
+        .unwrap()
+        .count();
+    assert_eq!(roots, 3);
+    // A regular file in the way is not replaced.
+    std::fs::write(work.join("taken"), "mine").unwrap();
+    kit.env.fails(&["build", &kit.path(&two), "-o", "taken"], 2);
+    assert_eq!(read(&work.join("taken")), "mine");
+}
+
+#[test]
+fn structured_attributes_are_written_to_files() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = Kit::new();
+    let drv = kit.write(Spec {
+        env: &[(
+            "__json",
+            r#"{"name":"structured","words":["a","b c"],"n":3}"#,
+        )],
+        ..Spec::new(
+            "structured",
+            "mkdir $out; cat $NIX_ATTRS_SH_FILE > $out/sh; cat $NIX_ATTRS_JSON_FILE > $out/json; \
+             echo \"${name:-unset}\" > $out/name",
+        )
+    });
+    kit.build_ok(&drv);
+    let out = kit.real(&drv);
+    // .attrs.sh is for bash (arrays); busybox sh cannot source it.
+    let sh = read(&out.join("sh"));
+    assert!(sh.contains("declare -a words=('a' 'b c')"), "{sh}");
+    assert!(sh.contains("declare -i n=3"), "{sh}");
+    let out_path = kit.path(&kit.out(&drv, "out"));
+    assert!(
+        sh.contains(&format!("declare -A outputs=(['out']='{out_path}')")),
+        "{sh}"
+    );
+    assert!(read(&out.join("json")).contains(&format!("\"outputs\":{{\"out\":\"{out_path}\"}}")));
+    // The attributes are not environment variables.
+    assert_eq!(read(&out.join("name")), "unset\n");
+}
