@@ -59,7 +59,10 @@ where
     let handle = std::thread::Builder::new()
         .name("kiln-eval".into())
         .stack_size(EVAL_STACK_SIZE)
-        .spawn(f);
+        .spawn(move || {
+            machine::set_stack_size_here(EVAL_STACK_SIZE);
+            f()
+        });
     match handle {
         Ok(handle) => match handle.join() {
             Ok(r) => r,

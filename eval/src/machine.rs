@@ -59,13 +59,38 @@ impl KnownSymbols {
     }
 }
 
-/// How far recursion may go before it is reported as a stack overflow.
-/// Sized for the evaluation thread's stack ([`crate::EVAL_STACK_SIZE`]).
-pub const DEFAULT_MAX_DEPTH: usize = 200_000;
+/// How far recursion may go on a thread whose stack size is unknown (not
+/// started by [`crate::run_with_big_stack`]); sized for an 8 MiB stack.
+pub const DEFAULT_MAX_DEPTH: usize = 4_000;
+
+/// What is kept free at the end of the stack for the frames between two
+/// checks and for rendering the error.
+const STACK_MARGIN: usize = 4 << 20;
+
+thread_local! {
+    /// Lowest stack address the evaluator may use on this thread (0 when
+    /// unknown). Set by [`crate::run_with_big_stack`].
+    static STACK_LIMIT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The current stack position (an address inside the current frame).
+#[inline(always)]
+fn stack_pointer() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
+}
+
+/// Record that this thread has `size` bytes of stack below the caller.
+pub(crate) fn set_stack_size_here(size: usize) {
+    let limit = stack_pointer().saturating_sub(size.saturating_sub(STACK_MARGIN));
+    STACK_LIMIT.with(|l| l.set(limit));
+}
 
 pub struct Machine {
     depth: usize,
     pub max_depth: usize,
+    /// Lowest stack address allowed (0: rely on `max_depth` only).
+    stack_limit: usize,
     pub(crate) sym: KnownSymbols,
     /// The `builtins` set.
     pub(crate) builtins: Attrs,
@@ -88,6 +113,7 @@ impl Machine {
         let mut machine = Machine {
             depth: 0,
             max_depth: DEFAULT_MAX_DEPTH,
+            stack_limit: STACK_LIMIT.with(|l| l.get()),
             sym: KnownSymbols::new(),
             builtins: Attrs::empty(),
             sources: Sources::default(),
@@ -177,7 +203,12 @@ impl Machine {
     #[inline]
     fn enter(&mut self) -> EvalResult<()> {
         self.depth += 1;
-        if self.depth > self.max_depth {
+        let exhausted = if self.stack_limit != 0 {
+            stack_pointer() < self.stack_limit
+        } else {
+            self.depth > self.max_depth
+        };
+        if exhausted {
             self.depth -= 1;
             return Err(EvalError::new(ErrorKind::StackOverflow, None));
         }
@@ -200,6 +231,10 @@ impl Machine {
                 code: lambda.clone(),
                 env: env.clone(),
             })),
+            Expr::Binary { op, lhs, rhs, .. } => match speculate(*op, lhs, rhs, env) {
+                Some(v) => v,
+                None => Value::Thunk(Thunk::suspended(code.clone(), env.clone())),
+            },
             _ => Value::Thunk(Thunk::suspended(code.clone(), env.clone())),
         }
     }
@@ -930,6 +965,50 @@ impl Machine {
     }
 }
 
+/// The value of an operand if it is already known without evaluating
+/// anything: a constant, or a variable whose value is computed.
+#[inline]
+fn known_int(e: &Expr, env: &Rc<Env>) -> Option<i64> {
+    match e {
+        Expr::Const(Value::Int(i)) => Some(*i),
+        Expr::Local { depth, index } => match env.lookup(*depth, *index) {
+            Value::Int(i) => Some(*i),
+            Value::Thunk(t) => match &*t.0.borrow() {
+                ThunkState::Done(Value::Int(i)) => Some(*i),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Integer arithmetic on operands that are already known, done now
+/// instead of in a thunk. Only cases that cannot fail or diverge are
+/// done (no overflow, no division), so laziness is unobservable; anything
+/// else returns `None` and gets a thunk.
+#[inline]
+fn speculate(
+    op: crate::compile::ir::BinOp,
+    lhs: &Expr,
+    rhs: &Expr,
+    env: &Rc<Env>,
+) -> Option<Value> {
+    use crate::compile::ir::BinOp as B;
+    if !matches!(op, B::Add | B::Sub | B::Mul | B::Less | B::Eq) {
+        return None;
+    }
+    let a = known_int(lhs, env)?;
+    let b = known_int(rhs, env)?;
+    match op {
+        B::Add => a.checked_add(b).map(Value::Int),
+        B::Sub => a.checked_sub(b).map(Value::Int),
+        B::Mul => a.checked_mul(b).map(Value::Int),
+        B::Less => Some(Value::Bool(a < b)),
+        _ => Some(Value::Bool(a == b)),
+    }
+}
+
 pub(crate) fn type_error(expected: &'static str, got: &Value) -> EvalError {
     EvalError::new(
         ErrorKind::TypeError {
@@ -948,4 +1027,84 @@ fn not_callable(v: &Value, span: Option<Span>) -> EvalError {
         )),
         span,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::builtins::testing::eval_str;
+
+    #[test]
+    fn deep_recursion_works_and_runaway_recursion_is_an_error() {
+        assert_eq!(
+            eval_str("let f = n: if n == 0 then 0 else 1 + f (n - 1); in f 100000").unwrap(),
+            "100000"
+        );
+        let err = eval_str("let f = n: 1 + f (n + 1); in f 0").unwrap_err();
+        assert!(err.contains("stack overflow"), "{err}");
+    }
+
+    #[test]
+    fn a_thunk_that_needs_itself_is_infinite_recursion() {
+        let err = eval_str("let x = x + 1; in x").unwrap_err();
+        assert!(err.contains("infinite recursion"), "{err}");
+        // A failed thunk is not left blackholed: forcing it again repeats
+        // the original error.
+        assert_eq!(
+            eval_str("let x = throw \"t\"; in [ (builtins.tryEval x).success (builtins.tryEval x).success ]").unwrap(),
+            "[ false false ]"
+        );
+    }
+
+    #[test]
+    fn scoping_rules() {
+        // `let` beats `with`; globals beat `with`; inner `with` beats outer.
+        assert_eq!(
+            eval_str("let a = 1; in with { a = 2; b = 3; }; [ a b (with { b = 4; }; b) ]").unwrap(),
+            "[ 1 3 4 ]"
+        );
+        assert_eq!(
+            eval_str("with { map = 1; }; builtins.isFunction map").unwrap(),
+            "true"
+        );
+        assert_eq!(
+            eval_str("rec { a = b; b = 2; c = { inherit a; }; }.c.a").unwrap(),
+            "2"
+        );
+        assert_eq!(
+            eval_str("({ a, b ? a + 1, ... }@args: [ b args.c ]) { a = 1; c = 5; }").unwrap(),
+            "[ 2 5 ]"
+        );
+    }
+
+    #[test]
+    fn calling_errors_name_the_argument() {
+        let missing = eval_str("({ a, b }: a) { a = 1; }").unwrap_err();
+        assert!(
+            missing.contains("without required argument 'b'"),
+            "{missing}"
+        );
+        let extra = eval_str("({ a }: a) { a = 1; z = 2; }").unwrap_err();
+        assert!(extra.contains("unexpected argument 'z'"), "{extra}");
+        let not_fn = eval_str("1 2").unwrap_err();
+        assert!(not_fn.contains("not a function but an integer"), "{not_fn}");
+    }
+
+    #[test]
+    fn equality_and_ordering_follow_nix() {
+        assert_eq!(
+            eval_str("let f = x: x; in [ (1 == 1.0) ([ 1 2 ] == [ 1 2 ]) ({ a = 1; } == { a = 1; }) (f == f) ([ f ] == [ f ]) ([ 1 2 ] < [ 1 3 ]) (\"a\" < \"b\") ]").unwrap(),
+            "[ true true true false true true true ]"
+        );
+        assert!(eval_str("1 < \"a\"").is_err());
+    }
+
+    #[test]
+    fn type_errors_name_both_types() {
+        let err = eval_str("{ } + 1").unwrap_err();
+        assert_eq!(err, "cannot coerce a set to a string");
+        let err = eval_str("if 1 then 2 else 3").unwrap_err();
+        assert_eq!(err, "value is an integer while a Boolean was expected");
+        let err = eval_str("\"a\".b").unwrap_err();
+        assert_eq!(err, "value is a string while a set was expected");
+    }
 }

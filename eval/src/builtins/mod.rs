@@ -214,9 +214,12 @@ pub(crate) mod testing {
     /// Evaluate `expr` strictly and print it as `nix-instantiate --eval
     /// --strict` would; errors are returned as their message.
     pub fn eval_str(expr: &str) -> Result<String, String> {
-        crate::Evaluation::new(crate::EvalOptions::default())
-            .eval_source(expr, None, true)
-            .map(|(text, _)| text)
-            .map_err(|e| e.to_string())
+        let expr = expr.to_owned();
+        crate::run_with_big_stack(move || {
+            crate::Evaluation::new(crate::EvalOptions::default())
+                .eval_source(&expr, None, true)
+                .map(|(text, _)| text)
+                .map_err(|e| e.to_string())
+        })
     }
 }
