@@ -258,16 +258,6 @@ fn float(i: &[u8]) -> IResult<&[u8], &[u8]> {
     recognize(pair(nom::branch::alt((leading, fraction)), opt(exponent)))(i)
 }
 
-/// `URI`.
-fn uri(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    recognize(tuple((
-        one(|b| b.is_ascii_alphabetic()),
-        take_while(is_uri_scheme_char),
-        byte(b':'),
-        take_while1(is_uri_char),
-    )))(i)
-}
-
 /// `SPATH`.
 fn search_path(i: &[u8]) -> IResult<&[u8], &[u8]> {
     recognize(tuple((
@@ -297,9 +287,9 @@ fn slash_segments(i: &[u8]) -> (usize, usize) {
     (pos, count)
 }
 
-/// Length of a path start (`PATH`, or `PATH_SEG` followed by `${`) at `i`.
-pub fn path_start_len(i: &[u8]) -> usize {
-    let run = i.iter().take_while(|&&b| is_path_char(b)).count();
+/// Length of a path start (`PATH`, or `PATH_SEG` followed by `${`) at `i`,
+/// given the length `run` of the `PCHAR*` run at its start.
+fn path_start_len(i: &[u8], run: usize) -> usize {
     let (segs_len, segs) = slash_segments(&i[run..]);
     let end = run + segs_len;
     if segs > 0 {
@@ -400,8 +390,62 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Remembers where the current run of path characters (and of URI scheme
+/// characters) ends. Without it, `a.a.a.a…` would rescan the rest of the
+/// run at every identifier to see whether a `/` (a path) or `:` (a URI)
+/// follows, which is quadratic.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunCache {
+    path_run: (usize, usize),
+    scheme_run: (usize, usize),
+}
+
+impl RunCache {
+    fn run_end(
+        range: &mut (usize, usize),
+        src: &[u8],
+        pos: usize,
+        pred: impl Fn(u8) -> bool,
+    ) -> usize {
+        if range.0 <= pos && pos < range.1 {
+            return range.1;
+        }
+        let end = pos + src[pos..].iter().take_while(|&&b| pred(b)).count();
+        *range = (pos, end);
+        end
+    }
+
+    /// Length of the run of `PCHAR`s starting at `pos`.
+    fn path_run(&mut self, src: &[u8], pos: usize) -> usize {
+        Self::run_end(&mut self.path_run, src, pos, is_path_char) - pos
+    }
+
+    /// Length of the run of URI scheme characters starting at `pos`.
+    fn scheme_run(&mut self, src: &[u8], pos: usize) -> usize {
+        Self::run_end(&mut self.scheme_run, src, pos, is_uri_scheme_char) - pos
+    }
+}
+
+/// Length of a URI at `pos` whose scheme run (`[a-zA-Z0-9+.-]*` from
+/// `pos`) is `scheme` bytes long.
+fn uri_len(src: &[u8], pos: usize, scheme: usize) -> usize {
+    if !src[pos].is_ascii_alphabetic() {
+        return 0;
+    }
+    let after = &src[pos + scheme..];
+    match uri_rest(after) {
+        Ok((_, m)) => scheme + m.len(),
+        Err(_) => 0,
+    }
+}
+
+/// `:` and the rest of a URI after its scheme.
+fn uri_rest(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    recognize(pair(byte(b':'), take_while1(is_uri_char)))(i)
+}
+
 /// Reads the token starting exactly at `pos` (trivia already skipped).
-pub fn token_at(src: &[u8], pos: usize) -> Result<Token, LexError> {
+pub fn token_at(src: &[u8], pos: usize, cache: &mut RunCache) -> Result<Token, LexError> {
     let rest = &src[pos..];
     let Some(&first) = rest.first() else {
         return Ok(Token {
@@ -413,22 +457,22 @@ pub fn token_at(src: &[u8], pos: usize) -> Result<Token, LexError> {
     let (kind, len) = match first {
         b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
             let id = match_len(rest, ident);
-            let path = path_start_len(rest);
-            let uri_len = if first == b'_' {
+            let path = path_start_len(rest, cache.path_run(src, pos));
+            let uri = if first == b'_' {
                 0
             } else {
-                match_len(rest, uri)
+                uri_len(src, pos, cache.scheme_run(src, pos))
             };
-            if path > id && path >= uri_len {
+            if path > id && path >= uri {
                 (Tok::Path, path)
-            } else if uri_len > id {
-                (Tok::Uri, uri_len)
+            } else if uri > id {
+                (Tok::Uri, uri)
             } else {
                 (keyword(&rest[..id]).unwrap_or(Tok::Id), id)
             }
         }
         b'0'..=b'9' | b'.' | b'+' | b'-' => {
-            let path = path_start_len(rest);
+            let path = path_start_len(rest, cache.path_run(src, pos));
             let num_float = match_len(rest, float);
             let num_int = match_len(rest, digits0);
             let op = match rest {
@@ -454,7 +498,7 @@ pub fn token_at(src: &[u8], pos: usize) -> Result<Token, LexError> {
             best
         }
         b'/' => {
-            let path = path_start_len(rest);
+            let path = path_start_len(rest, 0);
             if rest.starts_with(b"//") {
                 (Tok::Update, 2)
             } else if path > 0 {
@@ -533,9 +577,10 @@ mod tests {
         let b = src.as_bytes();
         let mut pos = 0;
         let mut out = Vec::new();
+        let mut cache = RunCache::default();
         loop {
             pos = skip_trivia(b, pos).expect("trivia");
-            let t = token_at(b, pos).expect("token");
+            let t = token_at(b, pos, &mut cache).expect("token");
             if t.kind == Tok::Eof {
                 return out;
             }
@@ -587,8 +632,9 @@ mod tests {
     fn comments_and_errors() {
         assert_eq!(kinds("# x\n/* y */ z"), vec![(Tok::Id, "z")]);
         assert!(skip_trivia(b"/* open", 0).is_err());
-        assert!(token_at("é".as_bytes(), 0).is_err());
-        assert!(token_at(b"~a", 0).is_err());
+        let mut cache = RunCache::default();
+        assert!(token_at("é".as_bytes(), 0, &mut cache).is_err());
+        assert!(token_at(b"~a", 0, &mut cache).is_err());
     }
 
     #[test]

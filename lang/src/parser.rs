@@ -39,10 +39,20 @@ use crate::lexer::{self, LexError, Tok, Token};
 use crate::span::{FileId, Span};
 use crate::symbol::{Interner, Symbol};
 
-/// How deeply expressions may nest. Each level costs a few stack frames;
-/// this keeps the worst case well inside a 2 MiB thread stack in release
-/// builds and an 8 MiB one in debug builds.
-pub const MAX_DEPTH: u32 = 1000;
+/// How deeply expressions may nest (parentheses, lists, sets, lambda
+/// bodies, `let`, `with`, interpolations, `or` defaults: one level each).
+/// Nix 2.8's own parser gives up a little under 5,000 parentheses.
+pub const MAX_DEPTH: u32 = 2000;
+
+/// Nesting handled on the caller's stack. Deeper input is parsed again on
+/// a helper thread with [`DEEP_STACK`] bytes of stack, so the common case
+/// costs no thread and the deep case cannot overflow whatever stack the
+/// caller has (2 MiB for test threads; frames are large in debug builds).
+const SHALLOW_DEPTH: u32 = 40;
+
+/// Stack for deep parses: about 10 KiB per level in debug builds, 1 KiB in
+/// release builds, with room to spare. Only touched pages are committed.
+const DEEP_STACK: usize = 64 * 1024 * 1024;
 
 /// Parses one file's text into an expression (no scope check).
 pub(crate) fn parse_expr_text(
@@ -56,6 +66,46 @@ pub(crate) fn parse_expr_text(
             "file too large (over 4 GiB)",
         ));
     }
+    match parse_with_limit(file, src, interner, SHALLOW_DEPTH) {
+        Err(Failure::TooDeep(_)) => {}
+        Err(Failure::Error(e)) => return Err(e),
+        Ok(e) => return Ok(e),
+    }
+    let deep = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("kiln-parse-deep".into())
+            .stack_size(DEEP_STACK)
+            .spawn_scoped(scope, || parse_with_limit(file, src, interner, MAX_DEPTH))
+            .map(|handle| handle.join())
+    });
+    match deep {
+        Ok(Ok(Ok(e))) => Ok(e),
+        Ok(Ok(Err(Failure::Error(e) | Failure::TooDeep(e)))) => Err(e),
+        // A panic in the parser is a bug; report it rather than crash.
+        Ok(Err(_)) => Err(ParseError::new(
+            Span::new(file, 0, 0),
+            "internal error: the parser panicked",
+        )),
+        Err(e) => Err(ParseError::new(
+            Span::new(file, 0, 0),
+            format!("cannot start a thread to parse deeply nested input: {e}"),
+        )),
+    }
+}
+
+/// Why a parse stopped.
+enum Failure {
+    Error(ParseError),
+    /// The nesting limit was reached (the error says so).
+    TooDeep(ParseError),
+}
+
+fn parse_with_limit(
+    file: FileId,
+    src: &str,
+    interner: &mut Interner,
+    max_depth: u32,
+) -> Result<Expr, Failure> {
     let mut p = Parser {
         src,
         bytes: src.as_bytes(),
@@ -64,13 +114,22 @@ pub(crate) fn parse_expr_text(
         pos: 0,
         peeked: None,
         depth: 0,
+        max_depth,
+        hit_depth_limit: false,
+        runs: lexer::RunCache::default(),
     };
-    let e = p.parse_expr()?;
-    let t = p.peek()?;
-    if t.kind != Tok::Eof {
-        return Err(p.unexpected(t, "end of file or an operator"));
+    let result = p.parse_expr().and_then(|e| {
+        let t = p.peek()?;
+        if t.kind != Tok::Eof {
+            return Err(p.unexpected(t, "end of file or an operator"));
+        }
+        Ok(e)
+    });
+    match result {
+        Ok(e) => Ok(e),
+        Err(e) if p.hit_depth_limit => Err(Failure::TooDeep(e)),
+        Err(e) => Err(Failure::Error(e)),
     }
-    Ok(e)
 }
 
 struct Parser<'s, 'i> {
@@ -82,6 +141,10 @@ struct Parser<'s, 'i> {
     pos: usize,
     peeked: Option<Token>,
     depth: u32,
+    max_depth: u32,
+    /// Set when `max_depth` was exceeded (the error is then about that).
+    hit_depth_limit: bool,
+    runs: lexer::RunCache,
 }
 
 type PResult<T> = Result<T, ParseError>;
@@ -218,7 +281,8 @@ impl<'s> Parser<'s, '_> {
             return Ok(t);
         }
         let start = lexer::skip_trivia(self.bytes, self.pos).map_err(|e| self.lex_error(e))?;
-        let t = lexer::token_at(self.bytes, start).map_err(|e| self.lex_error(e))?;
+        let t =
+            lexer::token_at(self.bytes, start, &mut self.runs).map_err(|e| self.lex_error(e))?;
         self.peeked = Some(t);
         Ok(t)
     }
@@ -233,7 +297,8 @@ impl<'s> Parser<'s, '_> {
             }
             let start =
                 lexer::skip_trivia(self.bytes, t.end as usize).map_err(|e| self.lex_error(e))?;
-            t = lexer::token_at(self.bytes, start).map_err(|e| self.lex_error(e))?;
+            t = lexer::token_at(self.bytes, start, &mut self.runs)
+                .map_err(|e| self.lex_error(e))?;
         }
         Ok(t.kind)
     }
@@ -277,7 +342,8 @@ impl<'s> Parser<'s, '_> {
     }
 
     fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> PResult<T>) -> PResult<T> {
-        if self.depth >= MAX_DEPTH {
+        if self.depth >= self.max_depth {
+            self.hit_depth_limit = true;
             let at = self.peek().map(|t| t.start).unwrap_or(self.pos as u32);
             return Err(ParseError::new(
                 self.span(at, at),
@@ -645,7 +711,7 @@ impl<'s> Parser<'s, '_> {
             }
             Tok::Quote => {
                 self.bump()?;
-                self.nested(|p| p.parse_string(t.start))?
+                self.parse_string(t.start)?
             }
             Tok::DollarCurly => {
                 self.bump()?;
@@ -675,10 +741,6 @@ impl<'s> Parser<'s, '_> {
     }
 
     fn parse_simple(&mut self) -> PResult<Expr> {
-        self.nested(|p| p.parse_simple_inner())
-    }
-
-    fn parse_simple_inner(&mut self) -> PResult<Expr> {
         let t = self.peek()?;
         let leaf = |p: &Self, kind| Ok(Expr::new(p.span(t.start, t.end), kind));
         match t.kind {
@@ -765,22 +827,25 @@ impl<'s> Parser<'s, '_> {
                     })),
                 ))
             }
-            Tok::LBracket => {
-                self.bump()?;
-                let mut items = Vec::new();
-                loop {
-                    let n = self.peek()?;
-                    if n.kind == Tok::RBracket {
-                        self.bump()?;
-                        return Ok(Expr::new(self.span(t.start, n.end), ExprKind::List(items)));
-                    }
-                    if !starts_select(n.kind) {
-                        return Err(self.unexpected(n, "a list element or ']'"));
-                    }
-                    items.push(self.parse_select()?);
-                }
-            }
+            Tok::LBracket => self.nested(|p| p.parse_list(t)),
             _ => Err(self.unexpected(t, "an expression")),
+        }
+    }
+
+    /// `[ select* ]` after its `[`.
+    fn parse_list(&mut self, t: Token) -> PResult<Expr> {
+        self.bump()?;
+        let mut items = Vec::new();
+        loop {
+            let n = self.peek()?;
+            if n.kind == Tok::RBracket {
+                self.bump()?;
+                return Ok(Expr::new(self.span(t.start, n.end), ExprKind::List(items)));
+            }
+            if !starts_select(n.kind) {
+                return Err(self.unexpected(n, "a list element or ']'"));
+            }
+            items.push(self.parse_select()?);
         }
     }
 
@@ -1394,9 +1459,8 @@ fn strip_indentation(pieces: Vec<IndPiece<'_>>) -> Vec<StrPart> {
             }
         }
     }
-    if min_indent == usize::MAX {
-        min_indent = 0;
-    }
+    // With no line of content, min_indent stays "infinite" and every
+    // leading space is stripped (as in Nix).
 
     let mut out = PartsBuilder::default();
     at_line_start = true;
