@@ -161,12 +161,9 @@ impl SandboxSpec {
         }
         if self.network {
             // Name resolution for fetchers: the host's resolver files.
-            for file in [
-                "/etc/resolv.conf",
-                "/etc/hosts",
-                "/etc/services",
-                "/etc/nsswitch.conf",
-            ] {
+            // Not nsswitch.conf: static binaries would then try to load NSS
+            // modules that the sandbox does not have.
+            for file in ["/etc/resolv.conf", "/etc/hosts", "/etc/services"] {
                 push(&["--ro-bind-try".as_ref(), file.as_ref(), file.as_ref()]);
             }
             // TLS certificates, if the host has them.

@@ -44,6 +44,14 @@ impl Outcome {
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // bwrap, as the sandbox's pid 1, reports a builder killed by
+            // signal N as status 128 + N.
+            Outcome::Exited(code) if (129..=159).contains(code) => write!(
+                f,
+                "builder exited with status {code} (killed by signal {} ({}))",
+                code - 128,
+                signal_name(code - 128)
+            ),
             Outcome::Exited(code) => write!(f, "builder exited with status {code}"),
             Outcome::Signalled(sig) => {
                 write!(
@@ -74,6 +82,9 @@ fn signal_name(sig: i32) -> &'static str {
         libc::SIGINT => "SIGINT",
         libc::SIGBUS => "SIGBUS",
         libc::SIGPIPE => "SIGPIPE",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
         _ => "signal",
     }
 }

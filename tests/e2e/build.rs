@@ -260,7 +260,7 @@ fn the_sandbox_has_no_network() {
         ..Spec::new(
             "no-net",
             "if echo hi | nc -w 2 127.0.0.1 $port; then echo CONNECTED; exit 1; fi; \
-             if wget -q -T 2 -O- http://127.0.0.1:$port/; then echo CONNECTED; exit 1; fi; \
+             if wget -q -O- http://127.0.0.1:$port/; then echo CONNECTED; exit 1; fi; \
              echo isolated > $out",
         )
     });
@@ -543,6 +543,23 @@ fn allowed_and_disallowed_references_are_enforced() {
     let stderr = kit.build_fails(&disallowed, &[]);
     assert!(stderr.contains("disallowedReferences"), "{stderr}");
     assert!(!kit.reopen().is_valid(&kit.out(&disallowed, "out")).unwrap());
+    // Requisites are transitive: `top` refers to `mid`, which refers to `dep`.
+    let mid = kit.write(Spec {
+        env: &[("dep", &dep_out)],
+        inputs: &[&dep],
+        ..Spec::new("mid", "echo $dep > $out")
+    });
+    let mid_out = kit.path(&kit.out(&mid, "out"));
+    let top = kit.write(Spec {
+        env: &[("mid", &mid_out), ("disallowedRequisites", &dep_out)],
+        inputs: &[&mid],
+        ..Spec::new("top", "echo $mid > $out")
+    });
+    let stderr = kit.build_fails(&top, &[]);
+    assert!(
+        stderr.contains("disallowedRequisites") && stderr.contains(&dep_out),
+        "{stderr}"
+    );
     // Self-references are allowed by naming the output.
     let selfish = kit.write(Spec {
         env: &[("allowedReferences", "out")],
@@ -936,4 +953,37 @@ fn structured_attributes_are_written_to_files() {
     assert!(read(&out.join("json")).contains(&format!("\"outputs\":{{\"out\":\"{out_path}\"}}")));
     // The attributes are not environment variables.
     assert_eq!(read(&out.join("name")), "unset\n");
+}
+
+#[test]
+fn fixed_output_derivations_may_use_the_network() {
+    if !require_bwrap() {
+        return;
+    }
+    // A one-shot HTTP server on the host's loopback.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut conn, _)) = listener.accept() {
+            let mut request = [0u8; 1024];
+            let _ = conn.read(&mut request);
+            let body = "payload\n";
+            let _ = write!(
+                conn,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let mut kit = Kit::new();
+    let hash = Hash::digest(HashAlgo::Sha256, b"payload\n");
+    let fetch = kit.write(Spec {
+        env: &[("port", &port)],
+        fixed: Some((FileIngestionMethod::Flat, hash)),
+        ..Spec::new("fetch", "wget -q -O $out http://127.0.0.1:$port/payload")
+    });
+    kit.build_ok(&fetch);
+    server.join().unwrap();
+    assert_eq!(read(&kit.real(&fetch)), "payload\n");
 }
