@@ -8,6 +8,10 @@
 #   cold  an empty store each run (every .drv is written and registered)
 #   warm  the same store again (every .drv is already valid)
 #
+# The cold runs start with `sync` so neither tool pays for flushing the
+# previous run's deletions (kiln syncs its writes before registering them;
+# Nix 2.8 does not fsync .drv files).
+#
 # Nix runs against a throwaway chroot store (`--store /tmp/…`, which Nix
 # 2.8 accepts with NIX_REMOTE empty and never touches /nix); kiln against a
 # throwaway --root, with --store-dir /nix/store so both print the same
@@ -30,7 +34,7 @@ for case in chain fanin; do
   fi
   echo "== $case: both give $k"
   hyperfine --runs "$runs" --warmup 1 --export-markdown "$scratch/$case-cold.md" \
-    --prepare "chmod -R u+w $scratch/k $scratch/n 2>/dev/null; rm -rf $scratch/k $scratch/n" \
+    --prepare "chmod -R u+w $scratch/k $scratch/n 2>/dev/null; rm -rf $scratch/k $scratch/n; sync" \
     -n "kiln cold" "$kiln --root $scratch/k --store-dir /nix/store instantiate $file" \
     -n "nix cold" "nix-instantiate --store $scratch/n $file"
   hyperfine --runs "$runs" --warmup 1 --export-markdown "$scratch/$case-warm.md" \
