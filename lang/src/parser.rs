@@ -32,6 +32,7 @@
 use std::borrow::Cow;
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use crate::ast::*;
 use crate::error::ParseError;
@@ -1121,7 +1122,7 @@ impl<'s> Parser<'s, '_> {
                             span: name.span,
                         };
                         if let Some(prev) = b.insert_top(ident, value) {
-                            return Err(self.dup_attr(&[ident.name], ident.span, prev));
+                            return Err(self.dup_attr(&[Some(ident.name)], ident.span, prev));
                         }
                     }
                 }
@@ -1144,8 +1145,11 @@ impl<'s> Parser<'s, '_> {
         }
     }
 
-    fn dup_attr(&self, path: &[Symbol], at: Span, first: Span) -> ParseError {
-        let name: Vec<&str> = path.iter().map(|s| self.interner.resolve(*s)).collect();
+    fn dup_attr(&self, path: &[Option<Symbol>], at: Span, first: Span) -> ParseError {
+        let name: Vec<&str> = path
+            .iter()
+            .map(|s| s.map_or("${…}", |s| self.interner.resolve(s)))
+            .collect();
         ParseError::new(
             at,
             format!("attribute '{}' already defined", name.join(".")),
@@ -1156,7 +1160,14 @@ impl<'s> Parser<'s, '_> {
     /// Adds `path = value` to the bindings, merging with earlier
     /// definitions the way Nix 2.8's `addAttr` does.
     fn add_attr(&mut self, b: &mut BindingsBuilder, path: AttrPath, value: Expr) -> PResult<()> {
-        let mut seen: Vec<Symbol> = Vec::new();
+        // The path's names, for error messages (`None`: a dynamic name).
+        let full: SmallVec<[Option<Symbol>; 4]> = path
+            .iter()
+            .map(|n| match n.kind {
+                AttrNameKind::Static(s) => Some(s),
+                AttrNameKind::Dynamic(_) => None,
+            })
+            .collect();
         let last = path.len() - 1;
         let def_span = path[0].span.to(path[last].span);
         let mut value = Some(value);
@@ -1169,7 +1180,6 @@ impl<'s> Parser<'s, '_> {
             let is_last = idx == last;
             match name.kind {
                 AttrNameKind::Static(sym) => {
-                    seen.push(sym);
                     let ident = Ident {
                         name: sym,
                         span: name.span,
@@ -1198,12 +1208,12 @@ impl<'s> Parser<'s, '_> {
                                         return self.merge_final(
                                             attr,
                                             take_value(),
-                                            &seen,
+                                            &full,
                                             def_span,
                                         );
                                     }
                                     if !is_attrs_value(&attr.value) {
-                                        return Err(self.dup_attr(&seen, def_span, attr.name.span));
+                                        return Err(self.dup_attr(&full, def_span, attr.name.span));
                                     }
                                     target = Some(nested_bindings(attr));
                                     continue;
@@ -1233,10 +1243,10 @@ impl<'s> Parser<'s, '_> {
                         Some(i) => {
                             let attr = &mut cur.attrs[i];
                             if is_last {
-                                return self.merge_final(attr, take_value(), &seen, def_span);
+                                return self.merge_final(attr, take_value(), &full, def_span);
                             }
                             if !is_attrs_value(&attr.value) {
-                                return Err(self.dup_attr(&seen, def_span, attr.name.span));
+                                return Err(self.dup_attr(&full, def_span, attr.name.span));
                             }
                             target = Some(nested_bindings(attr));
                         }
@@ -1278,7 +1288,7 @@ impl<'s> Parser<'s, '_> {
         &self,
         existing: &mut Attr,
         value: Expr,
-        path: &[Symbol],
+        path: &[Option<Symbol>],
         def_span: Span,
     ) -> PResult<()> {
         let first_span = existing.name.span;
@@ -1299,7 +1309,7 @@ impl<'s> Parser<'s, '_> {
         for attr in std::mem::take(&mut new.bindings.attrs) {
             if let Some(prev) = target.attrs.iter().find(|a| a.name.name == attr.name.name) {
                 let mut full = path.to_vec();
-                full.push(attr.name.name);
+                full.push(Some(attr.name.name));
                 return Err(self.dup_attr(&full, attr.name.span, prev.name.span));
             }
             let value = match attr.value {
