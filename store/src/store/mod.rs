@@ -29,6 +29,7 @@
 mod add;
 mod ingest;
 pub mod lock;
+mod pipe;
 mod query;
 pub mod temp;
 
@@ -42,6 +43,7 @@ use crate::error::{HashError, NarError, StorePathError};
 use crate::hash::Hash;
 use crate::store_path::{StoreDir, StorePath};
 
+pub use ingest::hash_path_parallel;
 pub use lock::PathLock;
 
 /// Where a store lives.
