@@ -102,10 +102,10 @@ $nix_available && time_cmd nix-hash true "nix-hash --type sha256 '$tree'"
 # --- 2. adding to a store --------------------------------------------------
 echo "== store add (mean of $runs runs, empty store each time)"
 kroot="$work/kiln-root"
-time_cmd kiln-store-add "rm -rf '$kroot'" "'$kiln' --root '$kroot' store add '$tree'"
+time_cmd kiln-store-add "rm -rf '$kroot'; sync" "'$kiln' --root '$kroot' store add '$tree'"
 if $nix_available; then
   nroot="$work/nix-root"
-  time_cmd nix-store-add "rm -rf '$nroot'" \
+  time_cmd nix-store-add "rm -rf '$nroot'; sync" \
     "NIX_REMOTE= nix-store --store 'local?root=$nroot' --add '$tree'"
   kpath="$("$kiln" --root "$kroot" store add "$tree")"
   npath="$(NIX_REMOTE= nix-store --store "local?root=$nroot" --add "$tree")"

@@ -20,8 +20,8 @@ use crate::canonicalise::remove_tree;
 use crate::store::StoreError;
 use crate::store::lock::PathLock;
 
-/// Names of temp dirs start with this; nothing else in a store does
-/// (store path names cannot start with `.`).
+/// Names of temp dirs start with this; no store path does (a store path's
+/// base name starts with its nixbase32 hash).
 pub const TEMP_PREFIX: &str = ".tmp-kiln-";
 
 /// A temp dir that is ours until dropped; dropping removes it.
