@@ -104,7 +104,7 @@ impl Machine {
             Some(attrs) => attrs.iter().map(|(n, v)| (n, v.clone())).unzip(),
             None => (Vec::new(), SmallVec::new()),
         };
-        let ast = crate::parse::parse(self, file, &outer_names)?;
+        let mut ast = crate::parse::parse(self, file, &outer_names)?;
         let code = {
             let ctx = CompileContext {
                 interner: &self.interner,
@@ -113,7 +113,7 @@ impl Machine {
                 globals: &self.globals,
                 outer_names,
             };
-            compile::compile(&ast, &ctx)?
+            compile::compile(&mut ast, &ctx)?
         };
         drop(ast);
         let env = Env::new(outer_values, None);

@@ -454,6 +454,7 @@ impl Machine {
                 Ok(Value::Bool(self.expect_bool(&rv).map_err(|e| e.at(*span))?))
             }
             Expr::CurPos(span) => Ok(self.position_value(*span)),
+            Expr::Shared(inner) => self.eval(inner, env),
             // The hot kinds are handled by `eval` before it gets here.
             Expr::Const(_)
             | Expr::Local { .. }

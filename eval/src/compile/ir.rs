@@ -107,6 +107,9 @@ pub enum Expr {
     Implies(Box<Expr>, Box<Expr>, Span),
     /// `__curPos`.
     CurPos(Span),
+    /// An expression compiled once and used in several places (the source
+    /// of `inherit (e) a b;`).
+    Shared(Rc<Expr>),
 }
 
 #[derive(Debug)]
@@ -209,6 +212,7 @@ impl Expr {
             Expr::Let(code) => code.body.span(),
             Expr::With { body, .. } => body.span(),
             Expr::HasAttr { target, .. } => target.span(),
+            Expr::Shared(inner) => inner.span(),
             Expr::Const(_) | Expr::Local { .. } | Expr::List(_) => None,
         }
     }

@@ -54,7 +54,7 @@ struct Compiler<'a> {
 
 /// Compile `expr`. The runtime frame for the file's outermost scope holds
 /// the values of `ctx.outer_names` in order.
-pub fn compile(expr: &ast::Expr, ctx: &CompileContext<'_>) -> EvalResult<Expr> {
+pub fn compile(expr: &mut ast::Expr, ctx: &CompileContext<'_>) -> EvalResult<Expr> {
     let mut compiler = Compiler {
         ctx,
         scopes: Scopes::default(),
@@ -79,7 +79,7 @@ impl Compiler<'_> {
         ours
     }
 
-    fn rc(&mut self, e: &ast::Expr, name: Option<Symbol>) -> EvalResult<Rc<Expr>> {
+    fn rc(&mut self, e: &mut ast::Expr, name: Option<Symbol>) -> EvalResult<Rc<Expr>> {
         Ok(Rc::new(self.expr(e, name)?))
     }
 
@@ -110,10 +110,20 @@ impl Compiler<'_> {
 
     /// `name` is the binding this expression is the value of, to name
     /// lambdas in traces.
-    fn expr(&mut self, e: &ast::Expr, name: Option<Symbol>) -> EvalResult<Expr> {
+    ///
+    /// The AST node is consumed: once compiled, its contents are dropped,
+    /// so the syntax tree shrinks while the compiled form grows and the
+    /// two never both exist whole (that halves peak memory on big files).
+    fn expr(&mut self, e: &mut ast::Expr, name: Option<Symbol>) -> EvalResult<Expr> {
+        let compiled = self.expr_inner(e, name);
+        e.kind = ast::ExprKind::default();
+        compiled
+    }
+
+    fn expr_inner(&mut self, e: &mut ast::Expr, name: Option<Symbol>) -> EvalResult<Expr> {
         use ast::ExprKind as K;
         let span = e.span;
-        Ok(match &e.kind {
+        Ok(match &mut e.kind {
             K::Int(i) => Expr::Const(Value::Int(*i)),
             K::Float(f) => Expr::Const(Value::Float(*f)),
             K::Uri(u) => Expr::Const(Value::string(&**u)),
@@ -125,12 +135,15 @@ impl Compiler<'_> {
             }
             K::List(items) => {
                 let mut out = Vec::with_capacity(items.len());
-                for item in items {
+                for item in items.iter_mut() {
                     out.push(self.rc(item, None)?);
                 }
                 Expr::List(out.into_boxed_slice())
             }
-            K::Attrs(set) => self.attrs(&set.bindings, set.rec, span)?,
+            K::Attrs(set) => {
+                let rec = set.rec;
+                self.attrs(&mut set.bindings, rec, span)?
+            }
             K::LegacyLet(bindings) => {
                 let set = self.attrs(bindings, true, span)?;
                 Expr::Select {
@@ -142,9 +155,9 @@ impl Compiler<'_> {
             }
             K::Let(l) => self.let_in(l)?,
             K::With(w) => {
-                let scope = self.rc(&w.env, None)?;
+                let scope = self.rc(&mut w.env, None)?;
                 self.scopes.push(Scope::With);
-                let body = self.expr(&w.body, None);
+                let body = self.expr(&mut w.body, None);
                 self.scopes.pop();
                 Expr::With {
                     scope,
@@ -152,39 +165,44 @@ impl Compiler<'_> {
                 }
             }
             K::If(i) => Expr::If {
-                cond: Box::new(self.expr(&i.cond, None)?),
-                then: Box::new(self.expr(&i.then_branch, None)?),
-                otherwise: Box::new(self.expr(&i.else_branch, None)?),
+                cond: Box::new(self.expr(&mut i.cond, None)?),
+                then: Box::new(self.expr(&mut i.then_branch, None)?),
+                otherwise: Box::new(self.expr(&mut i.else_branch, None)?),
                 span,
             },
-            K::Assert(a) => Expr::Assert {
-                cond: Box::new(self.expr(&a.cond, None)?),
-                body: Box::new(self.expr(&a.body, None)?),
-                text: self.ctx.sources.snippet(a.cond.span).to_owned(),
-                span,
-            },
-            K::Lambda(l) => Expr::Lambda(self.lambda(l, name, span)?),
-            K::Apply(_) => {
-                // Flatten `f a b c` into one call with three arguments.
-                let mut args = Vec::new();
-                let mut head = e;
-                while let K::Apply(app) = &head.kind {
-                    args.push(&app.arg);
-                    head = &app.func;
-                }
-                let func = self.expr(head, None)?;
-                let mut compiled = Vec::with_capacity(args.len());
-                for arg in args.into_iter().rev() {
-                    compiled.push(self.rc(arg, None)?);
-                }
-                Expr::Call {
-                    func: Box::new(func),
-                    args: compiled.into_boxed_slice(),
+            K::Assert(a) => {
+                let text = self.ctx.sources.snippet(a.cond.span).to_owned();
+                Expr::Assert {
+                    cond: Box::new(self.expr(&mut a.cond, None)?),
+                    body: Box::new(self.expr(&mut a.body, None)?),
+                    text,
                     span,
                 }
             }
+            K::Lambda(l) => Expr::Lambda(self.lambda(l, name, span)?),
+            K::Apply(app) => {
+                // `f a b c` becomes one call with three arguments.
+                let func = self.expr(&mut app.func, None)?;
+                let arg = self.rc(&mut app.arg, None)?;
+                match func {
+                    Expr::Call { func, args, .. } => {
+                        let mut args = args.into_vec();
+                        args.push(arg);
+                        Expr::Call {
+                            func,
+                            args: args.into_boxed_slice(),
+                            span,
+                        }
+                    }
+                    other => Expr::Call {
+                        func: Box::new(other),
+                        args: Box::new([arg]),
+                        span,
+                    },
+                }
+            }
             K::Unary(u) => {
-                let operand = Box::new(self.expr(&u.operand, None)?);
+                let operand = Box::new(self.expr(&mut u.operand, None)?);
                 match u.op {
                     ast::UnOp::Neg => match *operand {
                         Expr::Const(Value::Int(i)) if i != i64::MIN => Expr::Const(Value::Int(-i)),
@@ -195,13 +213,13 @@ impl Compiler<'_> {
                 }
             }
             K::Binary(b) => {
-                let lhs = Box::new(self.expr(&b.lhs, None)?);
-                let rhs = Box::new(self.expr(&b.rhs, None)?);
+                let lhs = Box::new(self.expr(&mut b.lhs, None)?);
+                let rhs = Box::new(self.expr(&mut b.rhs, None)?);
                 use ast::BinOp as A;
                 let op = match b.op {
-                    A::And => return Ok(Expr::And(lhs, rhs, span)),
-                    A::Or => return Ok(Expr::Or(lhs, rhs, span)),
-                    A::Impl => return Ok(Expr::Implies(lhs, rhs, span)),
+                    A::And => BinOp::Concat,
+                    A::Or => BinOp::Concat,
+                    A::Impl => BinOp::Concat,
                     A::Concat => BinOp::Concat,
                     A::Mul => BinOp::Mul,
                     A::Div => BinOp::Div,
@@ -215,28 +233,33 @@ impl Compiler<'_> {
                     A::Eq => BinOp::Eq,
                     A::Ne => BinOp::NotEq,
                 };
-                Expr::Binary { op, lhs, rhs, span }
+                match b.op {
+                    A::And => Expr::And(lhs, rhs, span),
+                    A::Or => Expr::Or(lhs, rhs, span),
+                    A::Impl => Expr::Implies(lhs, rhs, span),
+                    _ => Expr::Binary { op, lhs, rhs, span },
+                }
             }
             K::Select(s) => Expr::Select {
-                target: Box::new(self.expr(&s.expr, None)?),
-                path: self.attr_path(&s.path)?,
-                default: match &s.default {
+                target: Box::new(self.expr(&mut s.expr, None)?),
+                path: self.attr_path(&mut s.path)?,
+                default: match &mut s.default {
                     Some(d) => Some(Box::new(self.expr(d, None)?)),
                     None => None,
                 },
                 span,
             },
             K::HasAttr(h) => Expr::HasAttr {
-                target: Box::new(self.expr(&h.expr, None)?),
-                path: self.attr_path(&h.path)?,
+                target: Box::new(self.expr(&mut h.expr, None)?),
+                path: self.attr_path(&mut h.path)?,
             },
         })
     }
 
-    fn attr_path(&mut self, path: &ast::AttrPath) -> EvalResult<Box<[AttrKey]>> {
+    fn attr_path(&mut self, path: &mut ast::AttrPath) -> EvalResult<Box<[AttrKey]>> {
         let mut out = Vec::with_capacity(path.len());
-        for part in path {
-            out.push(match &part.kind {
+        for part in path.iter_mut() {
+            out.push(match &mut part.kind {
                 ast::AttrNameKind::Static(s) => AttrKey::Static(self.sym(*s)),
                 ast::AttrNameKind::Dynamic(e) => AttrKey::Dynamic(self.expr(e, None)?, part.span),
             });
@@ -244,9 +267,9 @@ impl Compiler<'_> {
         Ok(out.into_boxed_slice())
     }
 
-    fn parts(&mut self, parts: &[ast::StrPart]) -> EvalResult<Vec<StrPart>> {
+    fn parts(&mut self, parts: &mut [ast::StrPart]) -> EvalResult<Vec<StrPart>> {
         let mut out = Vec::with_capacity(parts.len());
-        for part in parts {
+        for part in parts.iter_mut() {
             out.push(match part {
                 ast::StrPart::Literal(t) => StrPart::Literal(t.clone()),
                 ast::StrPart::Interp(e) => StrPart::Interp(self.expr(e, None)?, e.span),
@@ -255,7 +278,7 @@ impl Compiler<'_> {
         Ok(out)
     }
 
-    fn string(&mut self, parts: &[ast::StrPart], span: kiln_lang::Span) -> EvalResult<Expr> {
+    fn string(&mut self, parts: &mut [ast::StrPart], span: kiln_lang::Span) -> EvalResult<Expr> {
         match parts {
             [] => Ok(Expr::Const(Value::string(""))),
             [ast::StrPart::Literal(t)] => Ok(Expr::Const(Value::string(&**t))),
@@ -266,7 +289,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn path(&mut self, p: &ast::PathLit, span: kiln_lang::Span) -> EvalResult<Expr> {
+    fn path(&mut self, p: &mut ast::PathLit, span: kiln_lang::Span) -> EvalResult<Expr> {
         let literal = |parts: &[ast::StrPart]| match parts {
             [ast::StrPart::Literal(t)] => Some(t.to_string()),
             _ => None,
@@ -301,7 +324,7 @@ impl Compiler<'_> {
                     ast::PathKind::Absolute => PathBuf::from("/"),
                     _ => self.ctx.base_dir.to_path_buf(),
                 };
-                let mut parts = self.parts(&p.parts)?;
+                let mut parts = self.parts(&mut p.parts)?;
                 if kind == ast::PathKind::Home {
                     // `~/a` is written with its `~`; the base is $HOME.
                     if let Some(StrPart::Literal(first)) = parts.first_mut() {
@@ -322,27 +345,28 @@ impl Compiler<'_> {
 
     /// The value expression of a static binding. `own_scope` tells whether
     /// the bindings' scope is pushed (rec/let), so `inherit x;` must skip it.
+    /// `from` are the compiled `inherit (e)` sources.
     fn binding_value(
         &mut self,
-        attr: &ast::Attr,
-        bindings: &ast::Bindings,
+        attr: &mut ast::Attr,
+        from: &[Rc<Expr>],
         own_scope: bool,
     ) -> EvalResult<Rc<Expr>> {
         let name = self.sym(attr.name.name);
-        Ok(Rc::new(match &attr.value {
+        Ok(Rc::new(match &mut attr.value {
             ast::AttrValue::Expr(e) => self.expr(e, Some(name))?,
             ast::AttrValue::Inherit => {
                 self.variable(name, attr.name.span, usize::from(own_scope))?
             }
             ast::AttrValue::InheritFrom(index) => {
-                let Some(from) = bindings.inherit_from.get(*index as usize) else {
+                let Some(source) = from.get(*index as usize) else {
                     return Err(EvalError::new(
                         ErrorKind::InvalidValue("malformed inherit".into()),
                         Some(attr.name.span),
                     ));
                 };
                 Expr::Select {
-                    target: Box::new(self.expr(from, None)?),
+                    target: Box::new(Expr::Shared(source.clone())),
                     path: Box::new([AttrKey::Static(name)]),
                     default: None,
                     span: attr.name.span,
@@ -351,9 +375,18 @@ impl Compiler<'_> {
         }))
     }
 
+    /// Compile each `inherit (e)` source once.
+    fn inherit_sources(&mut self, bindings: &mut ast::Bindings) -> EvalResult<Vec<Rc<Expr>>> {
+        let mut out = Vec::with_capacity(bindings.inherit_from.len());
+        for e in &mut bindings.inherit_from {
+            out.push(self.rc(e, None)?);
+        }
+        Ok(out)
+    }
+
     fn attrs(
         &mut self,
-        bindings: &ast::Bindings,
+        bindings: &mut ast::Bindings,
         recursive: bool,
         span: kiln_lang::Span,
     ) -> EvalResult<Expr> {
@@ -374,24 +407,25 @@ impl Compiler<'_> {
 
     fn attrs_inner(
         &mut self,
-        bindings: &ast::Bindings,
+        bindings: &mut ast::Bindings,
         recursive: bool,
         names: &[Symbol],
         span: kiln_lang::Span,
     ) -> EvalResult<Expr> {
+        let from = self.inherit_sources(bindings)?;
         let mut statics = Vec::with_capacity(bindings.attrs.len());
-        for (attr, name) in bindings.attrs.iter().zip(names) {
+        for (attr, name) in bindings.attrs.iter_mut().zip(names) {
             statics.push(StaticAttr {
                 name: *name,
-                value: self.binding_value(attr, bindings, recursive)?,
+                value: self.binding_value(attr, &from, recursive)?,
                 span: attr.name.span,
             });
         }
         let mut dynamics = Vec::with_capacity(bindings.dynamic.len());
-        for d in &bindings.dynamic {
+        for d in &mut bindings.dynamic {
             dynamics.push(DynamicAttr {
-                name: self.expr(&d.key, None)?,
-                value: self.rc(&d.value, None)?,
+                name: self.expr(&mut d.key, None)?,
+                value: self.rc(&mut d.value, None)?,
                 span: d.span,
             });
         }
@@ -406,7 +440,7 @@ impl Compiler<'_> {
         })))
     }
 
-    fn let_in(&mut self, l: &ast::Let) -> EvalResult<Expr> {
+    fn let_in(&mut self, l: &mut ast::Let) -> EvalResult<Expr> {
         let names: Vec<Symbol> = l
             .bindings
             .attrs
@@ -415,11 +449,12 @@ impl Compiler<'_> {
             .collect();
         self.scopes.push(Scope::Lexical(names));
         let result = (|| {
+            let from = self.inherit_sources(&mut l.bindings)?;
             let mut values = Vec::with_capacity(l.bindings.attrs.len());
-            for attr in &l.bindings.attrs {
-                values.push(self.binding_value(attr, &l.bindings, true)?);
+            for attr in &mut l.bindings.attrs {
+                values.push(self.binding_value(attr, &from, true)?);
             }
-            let body = self.expr(&l.body, None)?;
+            let body = self.expr(&mut l.body, None)?;
             Ok(Expr::Let(Rc::new(LetCode {
                 bindings: values,
                 body,
@@ -431,15 +466,15 @@ impl Compiler<'_> {
 
     fn lambda(
         &mut self,
-        l: &ast::Lambda,
+        l: &mut ast::Lambda,
         name: Option<Symbol>,
         span: kiln_lang::Span,
     ) -> EvalResult<Rc<LambdaCode>> {
-        match &l.param {
+        match &mut l.param {
             ast::Param::Ident(ident) => {
                 let arg = self.sym(ident.name);
                 self.scopes.push(Scope::Lexical(vec![arg]));
-                let body = self.expr(&l.body, None);
+                let body = self.expr(&mut l.body, None);
                 self.scopes.pop();
                 Ok(Rc::new(LambdaCode {
                     param: Param::Ident(arg),
@@ -458,17 +493,17 @@ impl Compiler<'_> {
                 self.scopes.push(Scope::Lexical(names.clone()));
                 let result = (|| {
                     let mut formals = Vec::with_capacity(f.entries.len());
-                    for (entry, name) in f.entries.iter().zip(&names) {
+                    for (entry, name) in f.entries.iter_mut().zip(&names) {
                         formals.push(Formal {
                             name: *name,
-                            default: match &entry.default {
+                            default: match &mut entry.default {
                                 Some(d) => Some(self.rc(d, None)?),
                                 None => None,
                             },
                             span: entry.name.span,
                         });
                     }
-                    let body = self.expr(&l.body, None)?;
+                    let body = self.expr(&mut l.body, None)?;
                     Ok(Rc::new(LambdaCode {
                         param: Param::Formals {
                             formals,
