@@ -176,13 +176,16 @@ impl Evaluation {
     /// Parse `text` (with the check for undefined variables) without
     /// evaluating it.
     pub fn check_syntax(&mut self, text: &str, path: &Path) -> EvalResult<()> {
-        let m = &mut self.machine;
-        let file = m.sources.add(
-            path.display().to_string(),
-            Some(path.to_path_buf()),
-            text.to_owned(),
-        );
-        crate::parse::parse(m, file, &[]).map(drop)
+        let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        self.machine
+            .compile_text(
+                path.display().to_string(),
+                Some(path.to_path_buf()),
+                text.to_owned(),
+                &base,
+                Vec::new(),
+            )
+            .map(drop)
     }
 
     /// An error with its position, source line and trace, as text.

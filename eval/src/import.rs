@@ -99,26 +99,35 @@ impl Machine {
         base_dir: &Path,
         scope: Option<Attrs>,
     ) -> EvalResult<Value> {
-        let file = self.sources.add(name, path, text);
         let (outer_names, outer_values): (Vec<Symbol>, SmallVec<[Value; 2]>) = match &scope {
             Some(attrs) => attrs.iter().map(|(n, v)| (n, v.clone())).unzip(),
             None => (Vec::new(), SmallVec::new()),
         };
-        let mut ast = crate::parse::parse(self, file, &outer_names)?;
-        let code = {
-            let ctx = CompileContext {
-                interner: &self.interner,
-                sources: &self.sources.map,
-                base_dir,
-                globals: &self.globals,
-                outer_names,
-            };
-            compile::compile(&mut ast, &ctx)?
-        };
-        drop(ast);
+        let code = self.compile_text(name, path, text, base_dir, outer_names)?;
         let env = Env::new(outer_values, None);
-        let code = Rc::new(code);
         self.eval(&code, &env)
+    }
+
+    /// Parse and compile a source text. Undefined variables are reported
+    /// here, before anything is evaluated (Nix does it while parsing).
+    pub fn compile_text(
+        &mut self,
+        name: String,
+        path: Option<PathBuf>,
+        text: String,
+        base_dir: &Path,
+        outer_names: Vec<Symbol>,
+    ) -> EvalResult<Rc<crate::compile::ir::Expr>> {
+        let file = self.sources.add(name, path, text);
+        let mut ast = crate::parse::parse(self, file)?;
+        let ctx = CompileContext {
+            interner: &self.interner,
+            sources: &self.sources.map,
+            base_dir,
+            globals: &self.globals,
+            outer_names,
+        };
+        Ok(Rc::new(compile::compile(&mut ast, &ctx)?))
     }
 }
 
