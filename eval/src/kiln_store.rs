@@ -124,8 +124,11 @@ impl KilnEvalStore {
         let Some(store) = &self.store else {
             return Ok(path);
         };
+        // A valid path has its file in place (the store's invariant), so
+        // a missing file means "not valid" without asking the database.
         if self.state.borrow().pending_paths.contains(&printed)
-            || store.is_valid(&path).map_err(|e| e.to_string())?
+            || (store.real_path(&path).exists()
+                && store.is_valid(&path).map_err(|e| e.to_string())?)
         {
             return Ok(path);
         }
@@ -412,12 +415,19 @@ fn install_batch(store: &Store, pending: &[Pending], temp: Option<&TempDir>) -> 
     }
     let mut infos = Vec::with_capacity(pending.len());
     for p in pending {
-        // Another process may have made it valid meanwhile: same bytes.
-        if store.is_valid(&p.info.path).map_err(|e| err(&e))? {
-            continue;
-        }
         let target = store.real_path(&p.info.path);
-        remove_tree(&target).map_err(|e| err(&e))?;
+        // Another process may have made it valid meanwhile (same bytes).
+        // Without a file at the target it cannot be valid.
+        if let Ok(meta) = fs::symlink_metadata(&target) {
+            if store.is_valid(&p.info.path).map_err(|e| err(&e))? {
+                continue;
+            }
+            // Left by a crash before registration: replace it. A file is
+            // replaced atomically by the rename; a directory must go first.
+            if meta.is_dir() {
+                remove_tree(&target).map_err(|e| err(&e))?;
+            }
+        }
         fs::rename(&p.file, &target)
             .map_err(|e| format!("moving '{}' into place: {e}", target.display()))?;
         infos.push(p.info.clone());
@@ -512,6 +522,41 @@ mod tests {
             let want = kiln_store::nar::hash_path(&file, HashAlgo::Sha256).expect("hash");
             assert_eq!(regular_file_nar_hash(contents), want);
         }
+    }
+
+    fn temp_store() -> (tempfile::TempDir, Store) {
+        let root = tempfile::tempdir().expect("temp root");
+        let store = Store::open(kiln_store::store::StoreConfig {
+            root: root.path().to_path_buf(),
+            store_dir: StoreDir::new("/nix/store").expect("dir"),
+        })
+        .expect("open store");
+        (root, store)
+    }
+
+    #[test]
+    fn text_files_become_valid_only_at_flush_and_replace_crash_leftovers() {
+        let (root, store) = temp_store();
+        let want = "/nix/store/psfcckwhbzj6xincr5ydak4wakyb3fsh-hello";
+        let physical = root.path().join(want.trim_start_matches('/'));
+        // What a crash between rename and registration leaves behind.
+        fs::write(&physical, "garbage").expect("leftover");
+        let eval_store = KilnEvalStore::writing(store);
+        let path = eval_store
+            .add_text("hello", "hi", &BTreeSet::new())
+            .expect("add");
+        assert_eq!(path, want);
+        let parsed = StoreDir::new("/nix/store")
+            .unwrap()
+            .parse_path(want)
+            .unwrap();
+        let store = eval_store.store().expect("writing store");
+        assert!(!store.is_valid(&parsed).unwrap(), "valid before the flush");
+        eval_store.flush().expect("flush");
+        assert!(store.is_valid(&parsed).unwrap());
+        assert_eq!(fs::read(&physical).unwrap(), b"hi");
+        let info = store.path_info(&parsed).unwrap().expect("info");
+        assert_eq!(info.nar_hash, regular_file_nar_hash(b"hi").0);
     }
 
     #[test]
