@@ -3,5 +3,6 @@
 
 mod harness;
 mod build;
+mod eval;
 mod instantiate;
 mod store;

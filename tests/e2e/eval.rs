@@ -1,0 +1,146 @@
+//! `kiln eval`: printing like `nix-instantiate --eval`, auto-calling with
+//! `--arg`/`--argstr`, `-A`, search paths, and errors with positions.
+
+use crate::harness::TestEnv;
+
+#[test]
+fn prints_values_like_nix() {
+    let env = TestEnv::new();
+    assert_eq!(env.ok(&["eval", "-E", "1 + 2"]), "3\n");
+    assert_eq!(
+        env.ok(&[
+            "eval",
+            "--strict",
+            "-E",
+            r#"{ b = [ 2 "x\n" ]; a = 1.5; c = null; "d e" = x: x; }"#
+        ]),
+        "{ a = 1.5; b = [ 2 \"x\\n\" ]; c = null; \"d e\" = <LAMBDA>; }\n"
+    );
+    // Without --strict nested values that were never needed stay unevaluated.
+    assert_eq!(
+        env.ok(&["eval", "-E", "{ a = builtins.add 1 1; }"]),
+        "{ a = <CODE>; }\n"
+    );
+}
+
+#[test]
+fn json_and_xml_output() {
+    let env = TestEnv::new();
+    assert_eq!(
+        env.ok(&["eval", "--json", "-E", r#"{ b = [ 1 2.5 ]; a = "s"; }"#]),
+        "{\"a\":\"s\",\"b\":[1,2.5]}\n"
+    );
+    let xml = env.ok(&["eval", "--xml", "--strict", "-E", "[ 1 ]"]);
+    assert!(
+        xml.starts_with(
+            "<?xml version='1.0' encoding='utf-8'?>\n<expr>\n  <list>\n    <int value=\"1\" />"
+        ),
+        "{xml}"
+    );
+}
+
+#[test]
+fn auto_calls_a_file_with_args_and_selects_attributes() {
+    let env = TestEnv::new();
+    env.write(
+        "default.nix",
+        "{ name, greeting ? \"hello\", n }: { out = { text = \"${greeting} ${name}\"; twice = n * 2; }; }",
+    );
+    assert_eq!(
+        env.ok(&[
+            "eval", "--argstr", "name", "kiln", "--arg", "n", "21", "-A", "out.text"
+        ]),
+        "\"hello kiln\"\n"
+    );
+    assert_eq!(
+        env.ok(&[
+            "eval",
+            "default.nix",
+            "--argstr",
+            "name",
+            "x",
+            "--arg",
+            "n",
+            "21",
+            "-A",
+            "out.twice"
+        ]),
+        "42\n"
+    );
+    let err = env.fails(&["eval", "--arg", "n", "1", "-A", "out"], 2);
+    assert!(err.contains("without required argument 'name'"), "{err}");
+}
+
+#[test]
+fn search_path_from_option_and_environment() {
+    let env = TestEnv::new();
+    env.write("lib1/util.nix", "40");
+    env.write("lib2/more.nix", "2");
+    let work = env.work();
+    let out = env
+        .kiln()
+        .env("KILN_PATH", work.join("lib2"))
+        .args([
+            "eval",
+            "-I",
+            "mylib=lib1",
+            "-E",
+            "import <mylib/util.nix> + import <more.nix>",
+        ])
+        .output()
+        .expect("run kiln");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n");
+    let err = env.fails(&["eval", "-E", "<nowhere>"], 2);
+    assert!(
+        err.contains("'nowhere' was not found in the search path"),
+        "{err}"
+    );
+}
+
+#[test]
+fn errors_show_position_source_line_and_suggestion() {
+    let env = TestEnv::new();
+    env.write("bad.nix", "let\n  pkg = { name = \"x\"; };\nin pkg.nmae\n");
+    let err = env.fails(&["eval", "bad.nix"], 2);
+    assert!(
+        err.contains("attribute 'nmae' missing; did you mean 'name'?"),
+        "{err}"
+    );
+    assert!(err.contains("bad.nix:3:4"), "{err}");
+    assert!(err.contains("in pkg.nmae"), "{err}");
+    let err = env.fails(&["eval", "-E", "throw \"custom message\""], 2);
+    assert!(err.contains("custom message"), "{err}");
+}
+
+#[test]
+fn deep_and_runaway_recursion() {
+    let env = TestEnv::new();
+    assert_eq!(
+        env.ok(&[
+            "eval",
+            "-E",
+            "let f = n: if n == 0 then 0 else 1 + f (n - 1); in f 200000"
+        ]),
+        "200000\n"
+    );
+    assert_eq!(
+        env.ok(&[
+            "eval",
+            "-E",
+            "builtins.foldl' (a: b: a + b) 0 (builtins.genList (x: x) 1000000)"
+        ]),
+        "499999500000\n"
+    );
+    let err = env.fails(&["eval", "-E", "let f = n: 1 + f n; in f 0"], 2);
+    assert!(
+        err.contains("stack overflow (possible infinite recursion)"),
+        "{err}"
+    );
+    let err = env.fails(&["eval", "-E", "9223372036854775807 + 1"], 2);
+    assert!(err.contains("integer overflow"), "{err}");
+}
