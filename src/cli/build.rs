@@ -157,6 +157,12 @@ fn targets(store: &Store, args: &BuildArgs) -> anyhow::Result<Vec<StorePath>> {
                 "{arg} is not a derivation: `kiln build` takes .drv store paths (the output of `kiln instantiate`)"
             )));
         }
+        if !store.is_valid(&path).context("querying the database")? {
+            return Err(exit::user(anyhow!(
+                "{} is not a valid path in this store",
+                store.print_path(&path)
+            )));
+        }
         drvs.push(path);
     }
     if !files.is_empty() || !args.attrs.is_empty() || drvs.is_empty() {

@@ -886,6 +886,9 @@ fn files_need_the_evaluator_and_outputs_are_not_derivations() {
     assert!(stderr.contains("./default.nix"), "{stderr}");
     let stderr = kit.env.fails(&["build", &kit.path(&kit.busybox)], 2);
     assert!(stderr.contains("is not a derivation"), "{stderr}");
+    let missing = format!("{STORE_DIR}/{}-gone.drv", "0".repeat(32));
+    let stderr = kit.env.fails(&["build", &missing], 2);
+    assert!(stderr.contains("is not a valid path"), "{stderr}");
 }
 
 #[test]
