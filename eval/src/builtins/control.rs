@@ -56,6 +56,11 @@ pub const BUILTINS: &[Builtin] = &[
         arity: 2,
         func: find_file,
     },
+    Builtin {
+        name: "addErrorContext",
+        arity: 2,
+        func: add_error_context,
+    },
 ];
 
 fn message(m: &mut Machine, v: &Value) -> EvalResult<String> {
@@ -173,6 +178,18 @@ fn find_file(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     crate::search_path::find_file(&entries, wanted.as_str()).map(Value::path)
 }
 
+/// `addErrorContext msg e`: `e`, with `msg` added to the trace of any
+/// error it raises.
+fn add_error_context(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
+    match m.force(&args[1]) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let msg = message(m, &args[0]).unwrap_or_default();
+            Err(e.context(msg, None))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::builtins::testing::eval_str;
@@ -188,6 +205,11 @@ mod tests {
                 .unwrap_err()
                 .contains("aborted")
         );
+    }
+
+    #[test]
+    fn add_error_context_passes_values_through() {
+        assert_eq!(eval_str("builtins.addErrorContext \"ctx\" 5").unwrap(), "5");
     }
 
     #[test]

@@ -101,6 +101,15 @@ fn to_path(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     ))
 }
 
+/// `currentTime`: seconds since the epoch when the evaluation started.
+pub fn current_time() -> Value {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Value::Int(secs)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::builtins::testing::eval_str;

@@ -161,6 +161,7 @@ fn constants(m: &Machine) -> Vec<(&'static str, Value)> {
         ("langVersion", Value::Int(6)),
         ("storeDir", Value::string(m.store.store_dir())),
         ("nixPath", Value::List(List::new(nix_path))),
+        ("currentTime", io::current_time()),
     ]
 }
 
