@@ -1,7 +1,8 @@
 //! `kiln build`: realise derivations, show progress, create `result` links.
 //!
-//! Installables: `.drv` store paths (logical, physical, or a symlink to one).
-//! `FILE [-A ATTR]…` needs the evaluator and says so until it is wired in.
+//! Installables: `.drv` store paths (logical, physical, or a symlink to
+//! one), or `FILE [-A ATTR]…` / `-E EXPR`, evaluated and instantiated first
+//! (no FILE means `./default.nix`).
 //! Each target gets `result` (then `result-2`, …), plus `result-OUTPUT` for
 //! outputs other than `out`; each link points at the output's physical
 //! path and is registered as an indirect GC root:
@@ -26,6 +27,7 @@ use kiln_store::{Hash, HashAlgo, StorePath};
 
 use crate::cli::GlobalOpts;
 use crate::cli::config::{open_store, parse_store_path_arg};
+use crate::cli::installable::{SourceArgs, instantiate};
 use crate::exit;
 
 /// Build derivations in sandboxes.
@@ -37,6 +39,8 @@ pub struct BuildArgs {
     /// Attribute path to build from FILE (repeatable).
     #[arg(short = 'A', long = "attr", value_name = "ATTR")]
     pub attrs: Vec<String>,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Builds to run at once (default: the number of CPUs).
     #[arg(short = 'j', long = "max-jobs", value_name = "N")]
     pub jobs: Option<usize>,
@@ -79,7 +83,7 @@ pub struct BuildArgs {
 
 pub fn run(global: &GlobalOpts, args: &BuildArgs) -> anyhow::Result<std::process::ExitCode> {
     let store = open_store(global)?;
-    let targets = targets(&store, args)?;
+    let targets = targets(global, &store, args)?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let options = RealiseOptions {
         jobs: args.jobs.unwrap_or(cpus).max(1),
@@ -137,26 +141,27 @@ pub fn run(global: &GlobalOpts, args: &BuildArgs) -> anyhow::Result<std::process
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// The derivations the command line names.
-fn targets(store: &Store, args: &BuildArgs) -> anyhow::Result<Vec<StorePath>> {
+/// The derivations the command line names: `.drv` store paths as they
+/// are, and FILE / `-E EXPR` with its `-A` paths evaluated and
+/// instantiated (see `installable`).
+fn targets(global: &GlobalOpts, store: &Store, args: &BuildArgs) -> anyhow::Result<Vec<StorePath>> {
     let logical = store.store_dir().as_str();
     let physical = store.physical_store_dir().to_string_lossy().into_owned();
-    let mut files = Vec::new();
-    let mut drvs = Vec::new();
     for arg in &args.installables {
-        let looks_like_store_path = arg.ends_with(".drv")
-            || arg.starts_with(&format!("{logical}/"))
-            || arg.starts_with(&format!("{physical}/"));
-        if !looks_like_store_path {
-            files.push(arg.as_str());
-            continue;
-        }
-        let path = parse_store_path_arg(store.config(), arg)?;
-        if !path.name().ends_with(".drv") {
+        let in_store =
+            arg.starts_with(&format!("{logical}/")) || arg.starts_with(&format!("{physical}/"));
+        if in_store && !arg.ends_with(".drv") {
+            let path = parse_store_path_arg(store.config(), arg)?;
             return Err(exit::user(anyhow!(
-                "{arg} is not a derivation: `kiln build` takes .drv store paths (the output of `kiln instantiate`)"
+                "{} is not a derivation: `kiln build` takes .drv store paths or a FILE to evaluate",
+                store.print_path(&path)
             )));
         }
+    }
+    let found = instantiate(global, &args.installables, &args.attrs, &args.source, false)?;
+    let mut drvs = Vec::with_capacity(found.len());
+    for drv in found {
+        let path = parse_store_path_arg(store.config(), &drv.drv_path)?;
         if !store.is_valid(&path).context("querying the database")? {
             return Err(exit::user(anyhow!(
                 "{} is not a valid path in this store",
@@ -165,12 +170,8 @@ fn targets(store: &Store, args: &BuildArgs) -> anyhow::Result<Vec<StorePath>> {
         }
         drvs.push(path);
     }
-    if !files.is_empty() || !args.attrs.is_empty() || drvs.is_empty() {
-        let what = files.first().copied().unwrap_or("./default.nix");
-        return Err(exit::user(anyhow!(
-            "cannot build {what}: evaluating files needs the evaluator, which `kiln build` does not use yet; \
-             instantiate it first and pass the .drv store path"
-        )));
+    if drvs.is_empty() {
+        return Err(exit::user(anyhow!("nothing to build: no derivation found")));
     }
     Ok(drvs)
 }

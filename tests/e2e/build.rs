@@ -876,14 +876,34 @@ fn missing_bwrap_is_an_error_that_says_what_to_install() {
 }
 
 #[test]
-fn files_need_the_evaluator_and_outputs_are_not_derivations() {
+fn builds_from_a_file_and_rejects_what_is_not_a_derivation() {
+    if !require_bwrap() {
+        return;
+    }
     let kit = Kit::new();
-    kit.env.write("default.nix", "derivation {}");
-    let stderr = kit.env.fails(&["build", "default.nix"], 2);
-    assert!(stderr.contains("cannot build default.nix"), "{stderr}");
-    assert!(stderr.contains(".drv"), "{stderr}");
-    let stderr = kit.env.fails(&["build", "-A", "hello"], 2);
-    assert!(stderr.contains("./default.nix"), "{stderr}");
+    // Kit::new left a busybox directory in work/.
+    kit.env.write(
+        "default.nix",
+        r#"let
+  bb = builtins.path { path = ./busybox; name = "busybox"; };
+  mk = name: script: deps: derivation {
+    inherit name deps;
+    system = "x86_64-linux";
+    builder = "${bb}/bin/busybox";
+    args = [ "sh" "-c" script ];
+  };
+in rec {
+  a = mk "a" "echo a > $out" [ ];
+  b = mk "b" "cat $deps > $out; echo b >> $out" [ a ];
+}
+"#,
+    );
+    let printed = kit.env.ok(&["build", "-A", "b", "--print-out-paths"]);
+    assert!(printed.trim().starts_with(STORE_DIR) && printed.trim().ends_with("-b"));
+    assert_eq!(read(&kit.env.work().join("result")), "a\nb\n");
+
+    let stderr = kit.env.fails(&["build", "-E", "1 + 1"], 2);
+    assert!(stderr.contains("derivation"), "{stderr}");
     let stderr = kit.env.fails(&["build", &kit.path(&kit.busybox)], 2);
     assert!(stderr.contains("is not a derivation"), "{stderr}");
     let missing = format!("{STORE_DIR}/{}-gone.drv", "0".repeat(32));
