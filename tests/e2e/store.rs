@@ -153,6 +153,12 @@ fn add_errors_are_one_line_and_exit_2() {
         &["--store-dir", "relative/store", "store", "add", "d"],
         "--store-dir",
     );
+    // A tree holding something a NAR cannot hold (a fifo).
+    env.write("special/ok", "x");
+    let fifo = std::ffi::CString::new(env.work().join("special/pipe").to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    fails_naming(&env, &["store", "add", "special"], "pipe");
     // Nothing was registered by the failed commands.
     let out = env.ok(&["store", "add", "d"]);
     assert!(out.trim().ends_with("-d"));
