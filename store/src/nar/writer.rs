@@ -113,12 +113,13 @@ impl<O: Output> NarWriter<'_, O> {
     /// explicit stack of open directories, so deep trees cannot overflow the
     /// call stack.
     fn tree(&mut self, root: &Path) -> Result<(), NarError> {
-        let mut open_dirs: Vec<(PathBuf, std::vec::IntoIter<OsString>)> = Vec::new();
-        if let Some(entries) = self.begin_node(root)? {
+        let mut open_dirs: Vec<(PathBuf, std::vec::IntoIter<Entry>)> = Vec::new();
+        let root_meta = fs::symlink_metadata(root).map_err(|e| NarError::io(root, e))?;
+        if let Some(entries) = self.begin_node(root, &root_meta)? {
             open_dirs.push((root.to_owned(), entries.into_iter()));
         }
         while let Some((dir, entries)) = open_dirs.last_mut() {
-            let Some(name) = entries.next() else {
+            let Some((name, meta)) = entries.next() else {
                 open_dirs.pop();
                 self.token(wire::CLOSE)?;
                 if !open_dirs.is_empty() {
@@ -132,7 +133,7 @@ impl<O: Output> NarWriter<'_, O> {
             self.token(wire::NAME)?;
             self.token(name.as_bytes())?;
             self.token(wire::NODE)?;
-            match self.begin_node(&child)? {
+            match self.begin_node(&child, &meta)? {
                 Some(entries) => open_dirs.push((child, entries.into_iter())),
                 None => self.token(wire::CLOSE)?,
             }
@@ -142,8 +143,11 @@ impl<O: Output> NarWriter<'_, O> {
 
     /// Writes a whole regular file or symlink node and returns `None`, or
     /// writes the start of a directory node and returns its sorted entries.
-    fn begin_node(&mut self, path: &Path) -> Result<Option<Vec<OsString>>, NarError> {
-        let meta = fs::symlink_metadata(path).map_err(|e| NarError::io(path, e))?;
+    fn begin_node(
+        &mut self,
+        path: &Path,
+        meta: &fs::Metadata,
+    ) -> Result<Option<Vec<Entry>>, NarError> {
         let file_type = meta.file_type();
         self.token(wire::OPEN)?;
         self.token(wire::TYPE)?;
@@ -186,14 +190,23 @@ impl<O: Output> NarWriter<'_, O> {
     }
 }
 
-/// The entry names of a directory in bytewise order, as Nix sorts them.
-fn sorted_entries(dir: &Path) -> Result<Vec<OsString>, NarError> {
-    let mut names = Vec::new();
+/// A directory entry's name and `lstat` metadata.
+type Entry = (OsString, fs::Metadata);
+
+/// The entries of a directory in bytewise order of their names, as Nix sorts
+/// them. The metadata is taken while listing, relative to the open directory
+/// (`fstatat`), which spares the kernel a walk of the whole path per entry.
+fn sorted_entries(dir: &Path) -> Result<Vec<Entry>, NarError> {
+    let mut entries = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| NarError::io(dir, e))? {
-        names.push(entry.map_err(|e| NarError::io(dir, e))?.file_name());
+        let entry = entry.map_err(|e| NarError::io(dir, e))?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| NarError::io(entry.path(), e))?;
+        entries.push((entry.file_name(), meta));
     }
-    names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    Ok(names)
+    entries.sort_unstable_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
+    Ok(entries)
 }
 
 fn describe(file_type: fs::FileType) -> &'static str {
