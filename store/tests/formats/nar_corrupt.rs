@@ -232,7 +232,7 @@ fn flipped_bytes_never_escape_or_panic() {
     let sandbox = Sandbox::new();
     let mut rejected = 0;
     for offset in 0..nar.len() {
-        for mask in [0x01_u8, 0x2e, 0x80, 0xff] {
+        for mask in [0x01_u8, 0xff] {
             let mut bad = nar.clone();
             bad[offset] ^= mask;
             if sandbox
@@ -244,7 +244,7 @@ fn flipped_bytes_never_escape_or_panic() {
         }
     }
     // Most flips hit structure, not file contents, and must be caught.
-    assert!(rejected > nar.len() * 3, "only {rejected} flips rejected");
+    assert!(rejected > nar.len() * 3 / 2, "only {rejected} flips rejected");
 }
 
 #[test]
