@@ -120,16 +120,23 @@ impl Attrs {
 
     /// Entries in alphabetical order of their names, as Nix exposes them.
     pub fn sorted(&self) -> Vec<(Symbol, &Value)> {
-        let mut out: Vec<(Symbol, &Value)> = self.iter().collect();
-        out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-        out
+        // Look each name up once, not once per comparison.
+        let mut keyed: Vec<(&'static str, Symbol, &Value)> =
+            self.iter().map(|(n, v)| (n.as_str(), n, v)).collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        keyed.into_iter().map(|(_, n, v)| (n, v)).collect()
     }
 
     /// Names in alphabetical order.
     pub fn sorted_names(&self) -> Vec<Symbol> {
-        let mut out: Vec<Symbol> = self.0.entries.iter().map(|(n, _)| *n).collect();
-        out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        out
+        let mut keyed: Vec<(&'static str, Symbol)> = self
+            .0
+            .entries
+            .iter()
+            .map(|(n, _)| (n.as_str(), *n))
+            .collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        keyed.into_iter().map(|(_, n)| n).collect()
     }
 
     /// `self // other`: attributes of `other` win.
