@@ -38,9 +38,38 @@ pub const MAX_NAME_LEN: usize = 211;
 
 /// A store path base name `HASH-NAME`, validated. Ordered and compared as the
 /// base-name string, which is the order of Nix's `StorePathSet`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone)]
 pub struct StorePath {
+    digest: [u8; HASH_BYTES],
     base_name: String,
+}
+
+// Equality, order and hashing follow the base name alone; the digest is
+// derived from it.
+impl PartialEq for StorePath {
+    fn eq(&self, other: &Self) -> bool {
+        self.base_name == other.base_name
+    }
+}
+
+impl Eq for StorePath {}
+
+impl PartialOrd for StorePath {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for StorePath {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.base_name.cmp(&other.base_name)
+    }
+}
+
+impl std::hash::Hash for StorePath {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.base_name.hash(state);
+    }
 }
 
 impl StorePath {
@@ -52,12 +81,16 @@ impl StorePath {
         }
         let (hash, rest) = s.split_at(HASH_CHARS);
         let name = rest.strip_prefix('-').ok_or_else(bad)?;
-        nixbase32::decode(hash).map_err(|source| StorePathError::BadHashPart {
+        let bytes = nixbase32::decode(hash).map_err(|source| StorePathError::BadHashPart {
             hash: hash.to_owned(),
             source,
         })?;
         check_name(name)?;
+        let mut digest = [0; HASH_BYTES];
+        // 32 valid nixbase32 characters always decode to exactly 20 bytes.
+        digest.copy_from_slice(&bytes);
         Ok(StorePath {
+            digest,
             base_name: s.to_owned(),
         })
     }
@@ -66,6 +99,7 @@ impl StorePath {
     pub fn from_parts(digest: &[u8; HASH_BYTES], name: &str) -> Result<StorePath, StorePathError> {
         check_name(name)?;
         Ok(StorePath {
+            digest: *digest,
             base_name: format!("{}-{}", nixbase32::encode(digest), name),
         })
     }
@@ -82,12 +116,7 @@ impl StorePath {
 
     /// The 20-byte digest of the hash part.
     pub fn digest(&self) -> [u8; HASH_BYTES] {
-        let mut digest = [0; HASH_BYTES];
-        // The hash part was validated on construction, so decoding cannot fail.
-        if let Ok(bytes) = nixbase32::decode(self.hash_part_str()) {
-            digest.copy_from_slice(&bytes);
-        }
-        digest
+        self.digest
     }
 
     pub fn name(&self) -> &str {
