@@ -116,6 +116,10 @@ pub enum NarError {
         name: String,
         reason: &'static str,
     },
+    #[error(
+        "invalid symlink target {target:?} at byte {offset}: it must be non-empty and without NUL bytes"
+    )]
+    BadSymlinkTarget { offset: u64, target: String },
     #[error("NAR entry {name:?} at byte {offset} is not after {previous:?} in bytewise order")]
     UnsortedEntry {
         offset: u64,

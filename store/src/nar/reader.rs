@@ -294,10 +294,9 @@ impl<R: Read, S: Sink> Parser<'_, R, S> {
         let offset = self.offset;
         let target = self.string(wire::MAX_TARGET_LEN)?;
         if target.is_empty() || target.contains(&0) {
-            return Err(NarError::BadEntryName {
+            return Err(NarError::BadSymlinkTarget {
                 offset,
-                name: String::from_utf8_lossy(&target).into_owned(),
-                reason: "a symlink target must be non-empty and without NUL bytes",
+                target: String::from_utf8_lossy(&target).into_owned(),
             });
         }
         self.sink.symlink(&self.path, &target)
