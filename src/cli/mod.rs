@@ -7,6 +7,7 @@ mod hash;
 pub mod installable;
 mod instantiate;
 mod log;
+mod parse;
 mod store;
 
 use std::path::PathBuf;
@@ -62,6 +63,8 @@ pub enum Command {
     Log(log::LogArgs),
     Store(store::StoreArgs),
     Hash(hash::HashArgs),
+    /// Parse a file and print its syntax tree (or only check it).
+    Parse(parse::ParseArgs),
     /// Evaluate an expression or file and print the value.
     Eval(eval::EvalArgs),
     /// Write the derivations an expression describes to the store and
@@ -75,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Log(args) => log::run(&cli.global, &args),
         Command::Store(args) => store::run(&cli.global, args),
         Command::Hash(args) => hash::run(args),
+        Command::Parse(args) => parse::run(args),
         Command::Eval(args) => eval::run(&cli.global, &args),
         Command::Instantiate(args) => instantiate::run(&cli.global, &args),
     }
