@@ -395,6 +395,74 @@ fn show_derivation_matches_nix() {
     );
 }
 
+/// The closure vectors: busybox added as a source, two `.drv` files written
+/// over it; paths, references, requisites (in Nix's order) and the NAR hash
+/// must be Nix's. Needs the same static busybox the vectors were made with.
+#[test]
+fn closure_vectors_match_nix() {
+    let busybox = Path::new("/bin/busybox");
+    let closures = vectors().join("closures");
+    let env = TestEnv::new();
+    let bin = env.work().join("busybox/bin");
+    fs::create_dir_all(&bin).unwrap();
+    if fs::copy(busybox, bin.join("busybox")).is_err() {
+        eprintln!("skipped: /bin/busybox is missing");
+        return;
+    }
+    let nix = |args: &[&str]| {
+        let mut all = vec!["--store-dir", "/nix/store"];
+        all.extend_from_slice(args);
+        env.ok(&all)
+    };
+    let added = nix(&["store", "add", env.work().join("busybox").to_str().unwrap()]);
+    let expected_busybox = "/nix/store/71fc7s32zl20dc955bhghy5dvalm7ndz-busybox";
+    if added.trim() != expected_busybox {
+        eprintln!("skipped: /bin/busybox is not the binary the closure vectors were made with");
+        return;
+    }
+    let store = library_store(&env, "/nix/store");
+    let dir = StoreDir::new("/nix/store").unwrap();
+    for name in ["closure-b", "closure-a"] {
+        let aterm = fs::read(closures.join(format!("{name}.drv"))).unwrap();
+        let drv = Derivation::parse(&dir, &aterm).unwrap();
+        store.write_derivation(&drv, name).unwrap();
+    }
+    drop(store);
+    let a_drv = "/nix/store/alqiad713jc6llwjw17gld3giibgpnai-closure-a.drv";
+    let read = |file: &str| fs::read_to_string(closures.join(file)).unwrap();
+    assert_eq!(
+        nix(&["store", "query", "--references", a_drv]),
+        read("references-a.drv.txt")
+    );
+    assert_eq!(
+        nix(&["store", "query", "--requisites", a_drv]),
+        read("qR-a.drv.txt")
+    );
+    assert_eq!(
+        nix(&[
+            "store",
+            "query",
+            "--requisites",
+            "/nix/store/msam369z6dhm3zg3a18i95y2p01c834y-closure-b.drv"
+        ]),
+        read("qR-b.drv.txt")
+    );
+
+    // NAR hashes and sizes as `nix-store -q --hash --size` gave them.
+    for row in read("path-info.tsv").lines().skip(1) {
+        let cols: Vec<&str> = row.split('\t').collect();
+        let (label, path, nar_hash, nar_size) = (cols[0], cols[1], cols[2], cols[3]);
+        if !["busybox", "a.drv", "b.drv"].contains(&label) {
+            continue; // built outputs: the builder's tests
+        }
+        let json: Value =
+            serde_json::from_str(&nix(&["store", "path-info", "--json", path])).unwrap();
+        let sri = nix(&["hash", "convert", "--to", "sri", nar_hash]);
+        assert_eq!(json[0]["narHash"], sri.trim(), "{label}");
+        assert_eq!(json[0]["narSize"].to_string(), nar_size, "{label}");
+    }
+}
+
 #[test]
 fn hash_file_and_convert() {
     let env = TestEnv::new();
