@@ -16,6 +16,9 @@ use crate::error::BuildError;
 /// How many trailing lines a failure report shows.
 pub const TAIL_LINES: usize = 25;
 
+/// Longer lines are shown (not logged) in pieces of this many bytes.
+const MAX_LINE: usize = 64 * 1024;
+
 /// Where the log of the derivation `drv_base_name` lives.
 pub fn log_path(state_dir: &Path, drv_base_name: &str) -> PathBuf {
     state_dir.join("log").join(format!("{drv_base_name}.zst"))
@@ -59,12 +62,14 @@ impl LogWriter {
         }
         let mut lines = Vec::new();
         for &b in bytes {
-            if b == b'\n' {
+            // A very long line is cut so that memory stays bounded.
+            if b == b'\n' || self.partial.len() >= MAX_LINE {
                 let line = String::from_utf8_lossy(&self.partial).into_owned();
                 self.partial.clear();
                 self.push_tail(line.clone());
                 lines.push(line);
-            } else {
+            }
+            if b != b'\n' {
                 self.partial.push(b);
             }
         }
@@ -162,6 +167,21 @@ mod tests {
         read_log(&path, &mut back).unwrap();
         all.extend_from_slice(b"no newline");
         assert_eq!(back, all);
+    }
+
+    #[test]
+    fn very_long_lines_are_cut_for_display_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.zst");
+        let mut w = LogWriter::create(path.clone()).unwrap();
+        let long = vec![b'x'; MAX_LINE * 2 + 10];
+        let lines = w.write(&long).unwrap();
+        assert_eq!(lines.len(), 2);
+        assert!(lines.iter().all(|l| l.len() == MAX_LINE));
+        w.finish().unwrap();
+        let mut back = Vec::new();
+        read_log(&path, &mut back).unwrap();
+        assert_eq!(back, long);
     }
 
     #[test]
