@@ -5,4 +5,5 @@ mod harness;
 mod build;
 mod eval;
 mod instantiate;
+mod parse;
 mod store;
