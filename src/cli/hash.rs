@@ -28,13 +28,23 @@ pub struct HashArgs {
 
 #[derive(Subcommand, Debug)]
 enum HashCommand {
+    /// Hash the NAR serialisation of files or trees (what store paths are
+    /// computed from), like `nix hash path` / `nix-hash`.
+    #[command(after_help = "\
+Examples:
+  kiln hash path ./src                      sha256-…  (SRI)
+  kiln hash path --base32 ./src             the form `nix-hash --base32` prints
+  kiln hash path --type sha1 --base16 ./src")]
     Path(HashFilesArgs),
+    /// Hash the bytes of files, like `nix hash file` / `nix-hash --flat`.
+    #[command(after_help = "\
+Examples:
+  kiln hash file seed.tar.gz
+  kiln hash file --type sha512 --base16 seed.tar.gz")]
     File(HashFilesArgs),
     Convert(ConvertArgs),
 }
 
-/// `hash path`: the hash of each PATH's NAR serialisation (what store
-/// paths are computed from). `hash file`: the hash of each file's bytes.
 #[derive(Args, Debug)]
 struct HashFilesArgs {
     /// Hash algorithm: md5, sha1, sha256 or sha512.
