@@ -42,7 +42,7 @@ pub enum Value {
 }
 
 impl Value {
-    pub fn string(text: impl Into<Box<str>>) -> Value {
+    pub fn string(text: impl Into<String>) -> Value {
         Value::String(NixString::new(text))
     }
 

@@ -31,7 +31,8 @@ pub type Context = BTreeSet<ContextElem>;
 
 #[derive(Debug)]
 struct Inner {
-    text: Box<str>,
+    // A `String`, not `Box<str>`: converting would reallocate to shrink.
+    text: String,
     context: Option<Box<Context>>,
 }
 
@@ -41,7 +42,7 @@ pub struct NixString(Rc<Inner>);
 
 impl NixString {
     /// A string with no context.
-    pub fn new(text: impl Into<Box<str>>) -> NixString {
+    pub fn new(text: impl Into<String>) -> NixString {
         NixString(Rc::new(Inner {
             text: text.into(),
             context: None,
@@ -49,7 +50,7 @@ impl NixString {
     }
 
     /// A string with the given context (empty context is stored as none).
-    pub fn with_context(text: impl Into<Box<str>>, context: Context) -> NixString {
+    pub fn with_context(text: impl Into<String>, context: Context) -> NixString {
         let context = if context.is_empty() {
             None
         } else {
