@@ -15,16 +15,17 @@
 //!
 //! Sources are added through `Store::add_fixed` at once: they are few and
 //! may be large. Text files (`.drv`s, `toFile`) are many and tiny, so they
-//! are batched: each is written to one temporary directory inside the
-//! store as it is produced; [`EvalStore::flush`] then canonicalises them,
+//! are kept in memory until [`EvalStore::flush`], which asks the database
+//! once which of them are valid already, writes the others in canonical
+//! form (read-only, mtime 1) to one temporary directory in the store,
 //! makes them durable with one `syncfs` (instead of one `fsync` per file),
 //! renames them into place, syncs the store directory once and registers
 //! them all in one transaction. The store's invariant holds: a path is
 //! registered only after its file is complete and synced; a crash before
 //! the transaction leaves unregistered files that the next write replaces.
-//! Until the flush, files exist only in the temporary directory (reading
-//! a `toFile` result back during the same evaluation is not supported, as
-//! in Nix's read-only mode).
+//! Until the flush the files are not in the store (reading a `toFile`
+//! result back during the same evaluation is not supported, as in Nix's
+//! read-only mode).
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -32,7 +33,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use kiln_store::hash::{Hash, HashAlgo};
-use kiln_store::store::temp::TempDir;
 use kiln_store::store::{Store, ValidPathInfo};
 use kiln_store::store_path::{make_fixed_output_path, make_text_path};
 use kiln_store::{Derivation, FileIngestionMethod, StoreDir, StorePath};
@@ -56,17 +56,18 @@ struct State {
     references: FxHashMap<String, BTreeSet<String>>,
     /// Derivations this evaluation produced or read.
     derivations: FxHashMap<String, DerivationInfo>,
-    /// Text files written to `temp` and not yet registered.
+    /// Text files to write and register at the flush.
     pending: Vec<Pending>,
     pending_paths: rustc_hash::FxHashSet<String>,
-    temp: Option<TempDir>,
     /// `meta` JSON to record once the derivations are registered.
     meta: Vec<(StorePath, String)>,
 }
 
 struct Pending {
-    info: ValidPathInfo,
-    file: PathBuf,
+    path: StorePath,
+    contents: Vec<u8>,
+    contents_hash: Hash,
+    references: BTreeSet<StorePath>,
 }
 
 impl KilnEvalStore {
@@ -121,40 +122,20 @@ impl KilnEvalStore {
             .borrow_mut()
             .references
             .insert(printed.clone(), reference_strings);
-        let Some(store) = &self.store else {
-            return Ok(path);
-        };
-        // A valid path has its file in place (the store's invariant), so
-        // a missing file means "not valid" without asking the database.
-        if self.state.borrow().pending_paths.contains(&printed)
-            || (store.real_path(&path).exists()
-                && store.is_valid(&path).map_err(|e| e.to_string())?)
-        {
+        if self.store.is_none() {
             return Ok(path);
         }
+        // Whether it is valid already is asked once for all pending files,
+        // at the flush.
         let mut state = self.state.borrow_mut();
-        if state.temp.is_none() {
-            state.temp = Some(store.temp_dir().map_err(|e| e.to_string())?);
+        if state.pending_paths.insert(printed) {
+            state.pending.push(Pending {
+                path: path.clone(),
+                contents: contents.to_vec(),
+                contents_hash,
+                references,
+            });
         }
-        let temp = state.temp.as_ref().map(|t| t.path().to_path_buf());
-        let Some(temp) = temp else {
-            return Err("no temporary directory".to_owned());
-        };
-        let file = temp.join(path.base_name());
-        write_canonical_file(&file, contents)?;
-        let (nar_hash, nar_size) = regular_file_nar_hash(contents);
-        let info = ValidPathInfo {
-            path: path.clone(),
-            nar_hash,
-            nar_size,
-            deriver: None,
-            references,
-            registration_time: now_secs(),
-            ca: Some(format!("text:{}", contents_hash.to_typed_nix32())),
-            signatures: Vec::new(),
-        };
-        state.pending_paths.insert(printed);
-        state.pending.push(Pending { info, file });
         Ok(path)
     }
 
@@ -346,19 +327,17 @@ impl EvalStore for KilnEvalStore {
         let Some(store) = &self.store else {
             return Ok(());
         };
-        let (pending, temp, meta) = {
+        let (pending, meta) = {
             let mut state = self.state.borrow_mut();
             state.pending_paths.clear();
             (
                 std::mem::take(&mut state.pending),
-                state.temp.take(),
                 std::mem::take(&mut state.meta),
             )
         };
         if !pending.is_empty() {
-            install_batch(store, &pending, temp.as_ref())?;
+            install_batch(store, pending)?;
         }
-        drop(temp);
         for (drv, json) in meta {
             store
                 .set_derivation_meta(&drv, &json)
@@ -406,31 +385,56 @@ fn regular_file_nar_hash(contents: &[u8]) -> (Hash, u64) {
     (hasher.finish(), size)
 }
 
-/// Sync, move into place and register a batch of text files.
-fn install_batch(store: &Store, pending: &[Pending], temp: Option<&TempDir>) -> StoreResult<()> {
+/// Write, sync, move into place and register the pending text files that
+/// are not valid yet.
+fn install_batch(store: &Store, pending: Vec<Pending>) -> StoreResult<()> {
     use kiln_store::canonicalise::{remove_tree, sync_dir};
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    if let Some(temp) = temp {
-        sync_filesystem(temp.path())?;
+    // One query for all: the valid paths among the pending ones (a closure
+    // query ignores paths that are not valid).
+    let candidates: Vec<String> = pending.iter().map(|p| store.print_path(&p.path)).collect();
+    let valid: rustc_hash::FxHashSet<String> = store
+        .database()
+        .closure(&candidates)
+        .map_err(|e| err(&e))?
+        .into_iter()
+        .map(|(path, _size)| path)
+        .collect();
+    let pending: Vec<Pending> = pending
+        .into_iter()
+        .filter(|p| !valid.contains(&store.print_path(&p.path)))
+        .collect();
+    if pending.is_empty() {
+        return Ok(());
     }
+    let temp = store.temp_dir().map_err(|e| err(&e))?;
     let mut infos = Vec::with_capacity(pending.len());
-    for p in pending {
-        let target = store.real_path(&p.info.path);
-        // Another process may have made it valid meanwhile (same bytes).
-        // Without a file at the target it cannot be valid.
-        if let Ok(meta) = fs::symlink_metadata(&target) {
-            if store.is_valid(&p.info.path).map_err(|e| err(&e))? {
-                continue;
-            }
-            // Left by a crash before registration: replace it. A file is
-            // replaced atomically by the rename; a directory must go first.
-            if meta.is_dir() {
-                remove_tree(&target).map_err(|e| err(&e))?;
-            }
+    for p in &pending {
+        write_canonical_file(&temp.path().join(p.path.base_name()), &p.contents)?;
+        let (nar_hash, nar_size) = regular_file_nar_hash(&p.contents);
+        infos.push(ValidPathInfo {
+            path: p.path.clone(),
+            nar_hash,
+            nar_size,
+            deriver: None,
+            references: p.references.clone(),
+            registration_time: now_secs(),
+            ca: Some(format!("text:{}", p.contents_hash.to_typed_nix32())),
+            signatures: Vec::new(),
+        });
+    }
+    sync_filesystem(temp.path())?;
+    for p in &pending {
+        let target = store.real_path(&p.path);
+        // A file left by a crash before registration (or written by a
+        // process that registers it meanwhile, with the same bytes) is
+        // replaced atomically by the rename; a directory must go first.
+        if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+            remove_tree(&target).map_err(|e| err(&e))?;
         }
-        fs::rename(&p.file, &target)
+        let file = temp.path().join(p.path.base_name());
+        fs::rename(&file, &target)
             .map_err(|e| format!("moving '{}' into place: {e}", target.display()))?;
-        infos.push(p.info.clone());
     }
     sync_dir(store.physical_store_dir()).map_err(|e| err(&e))?;
     store.register_valid_paths(&infos).map_err(|e| err(&e))
