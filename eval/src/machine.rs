@@ -496,7 +496,7 @@ impl Machine {
                     Value::Null => Ok(None),
                     other => {
                         let s = self.expect_string(&other).map_err(|e| e.at(*span))?;
-                        Ok(Some(Symbol::intern(s.as_str())))
+                        Ok(Some(s.to_symbol()))
                     }
                 }
             }
@@ -608,7 +608,7 @@ impl Machine {
                 Value::Null => continue,
                 other => self.expect_string(&other).map_err(|e| e.at(dynamic.span))?,
             };
-            let sym = Symbol::intern(name.as_str());
+            let sym = name.to_symbol();
             if entries.iter().any(|(n, _, _)| *n == sym) {
                 return Err(EvalError::new(
                     ErrorKind::InvalidValue(format!(

@@ -42,6 +42,16 @@ impl Symbol {
         })
     }
 
+    /// The raw index (for compact caches).
+    pub(crate) fn index(self) -> u32 {
+        self.0
+    }
+
+    /// A symbol from [`Symbol::index`].
+    pub(crate) fn from_index(index: u32) -> Symbol {
+        Symbol(index)
+    }
+
     /// The text of this name.
     pub fn as_str(self) -> &'static str {
         INTERNER.with(|cell| cell.borrow().names[self.0 as usize])

@@ -7,7 +7,7 @@ use crate::compile::ir::Param;
 use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::machine::{Machine, type_error};
 use crate::symbol::Symbol;
-use crate::value::{Attrs, List, Thunk, Value};
+use crate::value::{Attrs, List, NixString, Thunk, Value};
 
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
@@ -77,7 +77,7 @@ fn attr_names(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let names = attrs
         .sorted_names()
         .into_iter()
-        .map(|n| Value::string(n.as_str()))
+        .map(|n| Value::String(NixString::from_symbol(n)))
         .collect();
     Ok(Value::List(List::new(names)))
 }
@@ -90,7 +90,7 @@ fn attr_values(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
 
 fn name_arg(m: &mut Machine, v: &Value) -> EvalResult<Symbol> {
     let s = m.force_string(v)?;
-    Ok(Symbol::intern(s.as_str()))
+    Ok(s.to_symbol())
 }
 
 fn get_attr(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {

@@ -8,9 +8,12 @@
 //! …) must carry the union of its inputs' contexts. Most strings have none,
 //! so an empty context costs one null pointer.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::Rc;
+
+use crate::symbol::Symbol;
 
 /// One element of a string's context.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -34,7 +37,13 @@ struct Inner {
     // A `String`, not `Box<str>`: converting would reallocate to shrink.
     text: String,
     context: Option<Box<Context>>,
+    /// The interned symbol of this text once it was used as an attribute
+    /// name (`NO_SYMBOL` until then): `s.${name}` over names from
+    /// `attrNames` then never hashes the text again.
+    symbol: Cell<u32>,
 }
+
+const NO_SYMBOL: u32 = u32::MAX;
 
 /// An immutable string value; cloning shares it.
 #[derive(Clone)]
@@ -46,7 +55,28 @@ impl NixString {
         NixString(Rc::new(Inner {
             text: text.into(),
             context: None,
+            symbol: Cell::new(NO_SYMBOL),
         }))
+    }
+
+    /// The text of an attribute name (knows its symbol already).
+    pub fn from_symbol(symbol: Symbol) -> NixString {
+        NixString(Rc::new(Inner {
+            text: symbol.as_str().to_owned(),
+            context: None,
+            symbol: Cell::new(symbol.index()),
+        }))
+    }
+
+    /// This text as an interned attribute name.
+    pub fn to_symbol(&self) -> Symbol {
+        let cached = self.0.symbol.get();
+        if cached != NO_SYMBOL {
+            return Symbol::from_index(cached);
+        }
+        let symbol = Symbol::intern(&self.0.text);
+        self.0.symbol.set(symbol.index());
+        symbol
     }
 
     /// A string with the given context (empty context is stored as none).
@@ -59,6 +89,7 @@ impl NixString {
         NixString(Rc::new(Inner {
             text: text.into(),
             context,
+            symbol: Cell::new(NO_SYMBOL),
         }))
     }
 
