@@ -18,7 +18,7 @@ use crate::coerce::Coercion;
 use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::machine::Machine;
 use crate::symbol::Symbol;
-use crate::value::{Attrs, Context, List, NixString, StringBuilder, Value};
+use crate::value::{Attrs, Context, List, NixString, Value};
 
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
@@ -138,15 +138,25 @@ fn string_length(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
 fn concat_strings_sep(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let sep = m.force_string(&args[0])?;
     let list = m.force_list(&args[1])?;
-    let mut out = StringBuilder::new();
-    for (i, item) in list.iter().enumerate() {
-        if i > 0 {
-            out.push(&sep);
-        }
+    let mut parts = Vec::with_capacity(list.len());
+    let mut total = 0;
+    for item in list.iter() {
         let s = m.coerce_to_string(item, Coercion::Interpolate)?;
-        out.push(&s);
+        total += s.as_str().len() + sep.as_str().len();
+        parts.push(s);
     }
-    Ok(Value::String(out.finish()))
+    // One allocation for the result.
+    let mut text = String::with_capacity(total);
+    let mut context = Context::new();
+    sep.merge_context_into(&mut context);
+    for (i, s) in parts.iter().enumerate() {
+        if i > 0 {
+            text.push_str(sep.as_str());
+        }
+        text.push_str(s.as_str());
+        s.merge_context_into(&mut context);
+    }
+    Ok(Value::String(NixString::with_context(text, context)))
 }
 
 fn replace_strings(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
