@@ -5,7 +5,7 @@
 #   fanin.nix  2,000 independent derivations and one that depends on all
 #
 # Two situations per case, each measured with hyperfine:
-#   cold  an empty store each run (every .drv is written and registered)
+#   cold  a new empty store each run (every .drv is written and registered)
 #   warm  the same store again (every .drv is already valid)
 #
 # The cold runs start with `sync` so neither tool pays for flushing the
@@ -33,10 +33,17 @@ for case in chain fanin; do
     exit 1
   fi
   echo "== $case: both give $k"
+  # Each cold run gets a fresh, never-used directory (a counter picks the
+  # name) instead of deleting the last one: mass deletions make ext4's
+  # inode allocator scan recently freed inodes, which would dominate both.
+  echo 0 > "$scratch/count"
+  next='n=$(cat '"$scratch"'/count); echo $((n+1)) > '"$scratch"'/count;'
   hyperfine --runs "$runs" --warmup 1 --export-markdown "$scratch/$case-cold.md" \
-    --prepare "chmod -R u+w $scratch/k $scratch/n 2>/dev/null; rm -rf $scratch/k $scratch/n; sync" \
-    -n "kiln cold" "$kiln --root $scratch/k --store-dir /nix/store instantiate $file" \
-    -n "nix cold" "nix-instantiate --store $scratch/n $file"
+    --prepare "sync" \
+    -n "kiln cold" "sh -c '$next exec $kiln --root $scratch/k\$n --store-dir /nix/store instantiate $file'" \
+    -n "nix cold" "sh -c '$next exec nix-instantiate --store $scratch/n\$n $file'"
+  "$kiln" --root "$scratch/k" --store-dir /nix/store instantiate "$file" >/dev/null
+  nix-instantiate --store "$scratch/n" "$file" >/dev/null 2>&1
   hyperfine --runs "$runs" --warmup 1 --export-markdown "$scratch/$case-warm.md" \
     -n "kiln warm" "$kiln --root $scratch/k --store-dir /nix/store instantiate $file" \
     -n "nix warm" "nix-instantiate --store $scratch/n $file"
