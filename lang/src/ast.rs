@@ -214,7 +214,7 @@ pub struct DynamicAttr {
     /// The name expression (the inside of `${ }`, or an [`ExprKind::Str`]).
     pub key: Expr,
     pub value: Expr,
-    /// The whole `key = value` (well, the key's span, as Nix reports it).
+    /// The key as written (where Nix reports errors about the binding).
     pub span: Span,
 }
 
