@@ -42,7 +42,7 @@ pub enum Value {
 }
 
 impl Value {
-    pub fn string(text: impl Into<String>) -> Value {
+    pub fn string(text: impl Into<string::Text>) -> Value {
         Value::String(NixString::new(text))
     }
 

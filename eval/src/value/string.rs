@@ -35,7 +35,7 @@ pub type Context = BTreeSet<ContextElem>;
 #[derive(Debug)]
 struct Inner {
     // A `String`, not `Box<str>`: converting would reallocate to shrink.
-    text: String,
+    text: Text,
     context: Option<Box<Context>>,
     /// The interned symbol of this text once it was used as an attribute
     /// name (`NO_SYMBOL` until then): `s.${name}` over names from
@@ -45,13 +45,57 @@ struct Inner {
 
 const NO_SYMBOL: u32 = u32::MAX;
 
+/// UTF-8 bytes; up to 24 of them are kept inline, so the many short
+/// strings a program makes (names, numbers, versions) cost one allocation
+/// (the `Rc`) instead of two.
+#[derive(Debug)]
+pub struct Text(smallvec::SmallVec<[u8; 24]>);
+
+impl Text {
+    fn as_str(&self) -> &str {
+        // SAFETY: a `Text` is only ever built from a `String` or `&str`
+        // (see the `From` impls below) and never mutated, so its bytes are
+        // valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text(smallvec::SmallVec::from_slice(s.as_bytes()))
+    }
+}
+
+impl From<&String> for Text {
+    fn from(s: &String) -> Text {
+        Text::from(s.as_str())
+    }
+}
+
+impl From<Box<str>> for Text {
+    fn from(s: Box<str>) -> Text {
+        Text::from(String::from(s))
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Text {
+        if s.len() <= 24 {
+            Text(smallvec::SmallVec::from_slice(s.as_bytes()))
+        } else {
+            // Reuses the string's buffer.
+            Text(smallvec::SmallVec::from_vec(s.into_bytes()))
+        }
+    }
+}
+
 /// An immutable string value; cloning shares it.
 #[derive(Clone)]
 pub struct NixString(Rc<Inner>);
 
 impl NixString {
     /// A string with no context.
-    pub fn new(text: impl Into<String>) -> NixString {
+    pub fn new(text: impl Into<Text>) -> NixString {
         NixString(Rc::new(Inner {
             text: text.into(),
             context: None,
@@ -62,7 +106,7 @@ impl NixString {
     /// The text of an attribute name (knows its symbol already).
     pub fn from_symbol(symbol: Symbol) -> NixString {
         NixString(Rc::new(Inner {
-            text: symbol.as_str().to_owned(),
+            text: Text(smallvec::SmallVec::from_slice(symbol.as_str().as_bytes())),
             context: None,
             symbol: Cell::new(symbol.index()),
         }))
@@ -74,13 +118,13 @@ impl NixString {
         if cached != NO_SYMBOL {
             return Symbol::from_index(cached);
         }
-        let symbol = Symbol::intern(&self.0.text);
+        let symbol = Symbol::intern(self.0.text.as_str());
         self.0.symbol.set(symbol.index());
         symbol
     }
 
     /// A string with the given context (empty context is stored as none).
-    pub fn with_context(text: impl Into<String>, context: Context) -> NixString {
+    pub fn with_context(text: impl Into<Text>, context: Context) -> NixString {
         let context = if context.is_empty() {
             None
         } else {
@@ -94,7 +138,7 @@ impl NixString {
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0.text
+        self.0.text.as_str()
     }
 
     /// The context, if any.
