@@ -25,6 +25,7 @@ pub enum Coercion {
 impl Machine {
     /// Coerce a value (forced or not) to a string.
     pub fn coerce_to_string(&mut self, v: &Value, mode: Coercion) -> EvalResult<NixString> {
+        self.check_stack()?;
         let v = self.force(v)?;
         match &v {
             Value::String(s) => Ok(s.clone()),

@@ -215,6 +215,22 @@ impl Machine {
         Ok(())
     }
 
+    /// Fail with a stack overflow error when the stack is nearly used up.
+    /// For recursive walks outside `eval` (printing, equality, JSON, deep
+    /// forcing) over values that can be nested arbitrarily deep.
+    #[inline]
+    pub(crate) fn check_stack(&self) -> EvalResult<()> {
+        let exhausted = if self.stack_limit != 0 {
+            stack_pointer() < self.stack_limit
+        } else {
+            self.depth > self.max_depth
+        };
+        if exhausted {
+            return Err(EvalError::new(ErrorKind::StackOverflow, None));
+        }
+        Ok(())
+    }
+
     #[inline]
     fn leave(&mut self) {
         self.depth -= 1;
@@ -924,6 +940,7 @@ impl Machine {
         v: &Value,
         seen: &mut rustc_hash::FxHashSet<usize>,
     ) -> EvalResult<()> {
+        self.check_stack()?;
         match v {
             Value::Attrs(attrs) => {
                 if !seen.insert(attrs.addr()) {

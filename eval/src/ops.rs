@@ -137,6 +137,7 @@ fn add_strings_or_paths(m: &mut Machine, l: Value, r: Value) -> EvalResult<Value
 
 /// Nix's `==`.
 pub fn equal(m: &mut Machine, l: &Value, r: &Value) -> EvalResult<bool> {
+    m.check_stack()?;
     let l = m.force(l)?;
     let r = m.force(r)?;
     Ok(match (&l, &r) {
@@ -228,6 +229,7 @@ pub fn is_derivation(m: &mut Machine, attrs: &crate::value::Attrs) -> EvalResult
 
 /// Nix's ordering for `<` and `builtins.lessThan`/`sort`.
 pub fn compare(m: &mut Machine, l: &Value, r: &Value) -> EvalResult<Ordering> {
+    m.check_stack()?;
     let l = m.force(l)?;
     let r = m.force(r)?;
     match (&l, &r) {

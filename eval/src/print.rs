@@ -32,6 +32,7 @@ fn print_into(
     out: &mut String,
     seen: &mut FxHashSet<usize>,
 ) -> EvalResult<()> {
+    m.check_stack()?;
     let v = match v {
         Value::Thunk(t) => match t.value() {
             Some(done) => done,

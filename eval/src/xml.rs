@@ -89,6 +89,7 @@ impl Writer {
     }
 
     fn value(&mut self, m: &mut Machine, v: &Value, depth: usize) -> EvalResult<()> {
+        m.check_stack()?;
         let v = m.force(v)?;
         match &v {
             Value::Null => self.empty(depth, "null", &[]),

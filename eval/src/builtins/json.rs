@@ -45,6 +45,7 @@ fn write_json(
     context: &mut Context,
     out: &mut String,
 ) -> EvalResult<()> {
+    m.check_stack()?;
     let v = m.force(v)?;
     match &v {
         Value::Null => out.push_str("null"),

@@ -185,7 +185,8 @@ fn foldl_strict(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
 fn gen_list(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let f = args[0].clone();
     let n = m.force_int(&args[1])?;
-    if n < 0 {
+    // A list that could not fit in memory is an error, not an abort.
+    if !(0..=(u32::MAX as i64)).contains(&n) {
         return Err(invalid(format!("cannot create list of size {n}")));
     }
     let items = (0..n)
