@@ -43,20 +43,24 @@ fn at<'a>(
 /// The mtime every store file gets (one second after the epoch, like Nix).
 pub const CANONICAL_MTIME: i64 = 1;
 
-/// Put the tree at `path` into canonical form (see the module docs).
+/// Put the tree at `path` into canonical form (see the module docs) and
+/// return how many files, directories and symlinks it holds.
 ///
 /// Children are handled before their directory, so a directory is made
-/// read-only only after nothing more needs to change inside it.
-pub fn canonicalise_tree(path: &Path) -> Result<(), CanonicaliseError> {
+/// read-only only after nothing more needs to change inside it. Entries
+/// are changed relative to an open directory (short lookups), and the
+/// subdirectories of the top directory are shared between two threads:
+/// for a large tree this phase is a noticeable part of an add.
+pub fn canonicalise_tree(path: &Path) -> Result<usize, CanonicaliseError> {
     let meta = fs::symlink_metadata(path).map_err(at("inspecting", path))?;
     let file_type = meta.file_type();
     if file_type.is_dir() {
-        for entry in fs::read_dir(path).map_err(at("reading directory", path))? {
-            let entry = entry.map_err(at("reading directory", path))?;
-            canonicalise_tree(&entry.path())?;
-        }
+        let count = canonicalise_dir(path, true)?;
         set_mode(path, &meta, 0o555)?;
-    } else if file_type.is_file() {
+        set_mtime_no_follow(path, CANONICAL_MTIME)?;
+        return Ok(count + 1);
+    }
+    if file_type.is_file() {
         let mode = if meta.mode() & 0o100 != 0 {
             0o555
         } else {
@@ -64,16 +68,127 @@ pub fn canonicalise_tree(path: &Path) -> Result<(), CanonicaliseError> {
         };
         set_mode(path, &meta, mode)?;
     } else if !file_type.is_symlink() {
-        return Err(CanonicaliseError {
-            action: "canonicalising",
-            path: path.to_path_buf(),
-            source: io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file, directory or symlink",
-            ),
-        });
+        return Err(not_storable(path));
     }
-    set_mtime_no_follow(path, CANONICAL_MTIME)
+    set_mtime_no_follow(path, CANONICAL_MTIME)?;
+    Ok(1)
+}
+
+fn not_storable(path: &Path) -> CanonicaliseError {
+    CanonicaliseError {
+        action: "canonicalising",
+        path: path.to_path_buf(),
+        source: io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file, directory or symlink",
+        ),
+    }
+}
+
+/// Canonicalise everything inside the directory `dir` (not `dir` itself),
+/// returning the number of entries below it.
+fn canonicalise_dir(dir: &Path, split_work: bool) -> Result<usize, CanonicaliseError> {
+    let mut children = Vec::new();
+    for entry in fs::read_dir(dir).map_err(at("reading directory", dir))? {
+        let entry = entry.map_err(at("reading directory", dir))?;
+        let file_type = entry.file_type().map_err(at("inspecting", &entry.path()))?;
+        children.push((entry.file_name(), file_type));
+    }
+    let subdirs: Vec<PathBuf> = children
+        .iter()
+        .filter(|(_, t)| t.is_dir())
+        .map(|(name, _)| dir.join(name))
+        .collect();
+
+    // The subdirectories' contents first; on two threads when the top
+    // directory has several.
+    let work = |part: &[PathBuf]| -> Result<usize, CanonicaliseError> {
+        part.iter().map(|sub| canonicalise_dir(sub, false)).sum()
+    };
+    let mut count = if split_work && subdirs.len() > 1 {
+        let (first, second) = subdirs.split_at(subdirs.len() / 2);
+        std::thread::scope(|scope| {
+            let helper = scope.spawn(|| work(second));
+            let mine = work(first);
+            let theirs = helper.join().unwrap_or_else(|_| Err(not_storable(dir)));
+            Ok::<_, CanonicaliseError>(mine? + theirs?)
+        })?
+    } else {
+        work(&subdirs)?
+    };
+
+    let handle = fs::File::open(dir).map_err(at("opening directory", dir))?;
+    let dir_fd = std::os::fd::AsRawFd::as_raw_fd(&handle);
+    for (name, file_type) in &children {
+        let path = || dir.join(name);
+        let c_name = std::ffi::CString::new(name.as_bytes()).map_err(|_| not_storable(&path()))?;
+        if file_type.is_dir() {
+            chmod_at(dir_fd, &c_name, 0o555)
+                .map_err(|e| at("setting permissions of", &path())(e))?;
+        } else if file_type.is_file() {
+            let mode = stat_mode_at(dir_fd, &c_name).map_err(|e| at("inspecting", &path())(e))?;
+            let wanted = if mode & 0o100 != 0 { 0o555 } else { 0o444 };
+            if mode & 0o7777 != wanted {
+                chmod_at(dir_fd, &c_name, wanted)
+                    .map_err(|e| at("setting permissions of", &path())(e))?;
+            }
+        } else if !file_type.is_symlink() {
+            return Err(not_storable(&path()));
+        }
+        mtime_at(dir_fd, &c_name, CANONICAL_MTIME)
+            .map_err(|e| at("setting mtime of", &path())(e))?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+fn chmod_at(dir_fd: i32, name: &std::ffi::CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: a valid fd and a NUL-terminated name.
+    let rc = unsafe { libc::fchmodat(dir_fd, name.as_ptr(), mode as libc::mode_t, 0) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn stat_mode_at(dir_fd: i32, name: &std::ffi::CStr) -> io::Result<u32> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: a valid fd, a NUL-terminated name and a buffer to fill.
+    let rc = unsafe {
+        libc::fstatat(
+            dir_fd,
+            name.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstatat succeeded, so the buffer is initialised.
+    Ok(unsafe { st.assume_init() }.st_mode)
+}
+
+/// Set atime and mtime of `name` in `dir_fd`, not following a symlink.
+fn mtime_at(dir_fd: i32, name: &std::ffi::CStr, secs: i64) -> io::Result<()> {
+    let time = libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: 0,
+    };
+    let times = [time, time];
+    // SAFETY: a valid fd, a NUL-terminated name and two timespecs.
+    let rc = unsafe {
+        libc::utimensat(
+            dir_fd,
+            name.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn set_mode(path: &Path, meta: &fs::Metadata, mode: u32) -> Result<(), CanonicaliseError> {
@@ -122,22 +237,36 @@ fn c_string(path: &Path) -> io::Result<std::ffi::CString> {
 /// force a journal commit and cost far more than writing out everything
 /// that is dirty once.
 pub fn sync_tree(path: &Path) -> Result<(), CanonicaliseError> {
+    sync_tree_of_size(path, 0)
+}
+
+/// [`sync_tree`] when the caller knows how many entries the tree has (from
+/// [`canonicalise_tree`]): a large tree is then synced without walking it.
+pub fn sync_tree_of_size(path: &Path, entries: usize) -> Result<(), CanonicaliseError> {
+    if entries > FSYNC_EACH_LIMIT {
+        return sync_filesystem(path);
+    }
     let mut files = Vec::new();
     collect_syncable(path, &mut files)?;
     if files.len() > FSYNC_EACH_LIMIT {
-        let handle = fs::File::open(path).map_err(at("opening for syncfs", path))?;
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid open fd.
-        if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
-            return Err(at("syncing the file system of", path)(
-                io::Error::last_os_error(),
-            ));
-        }
-        return Ok(());
+        return sync_filesystem(path);
     }
     for file in &files {
         let handle = fs::File::open(file).map_err(at("opening for fsync", file))?;
         handle.sync_all().map_err(at("fsyncing", file))?;
+    }
+    Ok(())
+}
+
+/// Write back everything dirty on the file system holding `path`.
+fn sync_filesystem(path: &Path) -> Result<(), CanonicaliseError> {
+    use std::os::fd::AsRawFd;
+    let handle = fs::File::open(path).map_err(at("opening for syncfs", path))?;
+    // SAFETY: a valid open fd.
+    if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
+        return Err(at("syncing the file system of", path)(
+            io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }

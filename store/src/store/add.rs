@@ -11,7 +11,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::canonicalise::{canonicalise_tree, remove_tree, sync_dir, sync_tree};
+use crate::canonicalise::{canonicalise_tree, remove_tree, sync_dir, sync_tree_of_size};
 use crate::db::DrvOutputRow;
 use crate::derivation::Derivation;
 use crate::hash::{Hash, HashAlgo, Hasher};
@@ -178,8 +178,8 @@ impl Store {
             return Ok(());
         }
         let content = temp.path().join(CONTENT);
-        canonicalise_tree(&content)?;
-        sync_tree(&content)?;
+        let entries = canonicalise_tree(&content)?;
+        sync_tree_of_size(&content, entries)?;
         let target = self.real_path(&info.path);
         // Files at an invalid path are what a crash between the rename and
         // the registration leaves; they are incomplete by definition here.

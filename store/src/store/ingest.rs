@@ -34,8 +34,16 @@ pub fn copy_and_hash(
     extra_algo: Option<HashAlgo>,
 ) -> Result<Ingested, StoreError> {
     let (writer, mut reader) = pipe();
+    let (copy_done, wait_for_copy) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|scope| {
-        let restorer = scope.spawn(move || crate::nar::restore(&mut reader, dest));
+        if let Some(dir) = dest.parent() {
+            scope.spawn(move || write_back_while_copying(dir, wait_for_copy));
+        }
+        let restorer = scope.spawn(move || {
+            let result = crate::nar::restore(&mut reader, dest);
+            drop(copy_done);
+            result
+        });
         let mut sink = HashingWriter {
             sha256: Hasher::new(HashAlgo::Sha256),
             extra: extra_algo.map(Hasher::new),
@@ -69,6 +77,26 @@ pub fn copy_and_hash(
             (Ok(_), Ok(()), Err(restore_err)) => Err(restore_err.into()),
         }
     })
+}
+
+/// How often a long copy pushes its data towards the disk.
+const WRITE_BACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// While a copy runs longer than [`WRITE_BACK_INTERVAL`], repeatedly write
+/// back the file system's dirty data (`syncfs`), so the disk works while the
+/// copy goes on and the final sync before registration has little left to
+/// wait for. Short copies never get here. Errors are ignored: the final
+/// sync reports them.
+fn write_back_while_copying(dir: &Path, copy_done: std::sync::mpsc::Receiver<()>) {
+    use std::os::fd::AsRawFd;
+    use std::sync::mpsc::RecvTimeoutError;
+    let Ok(handle) = std::fs::File::open(dir) else {
+        return;
+    };
+    while let Err(RecvTimeoutError::Timeout) = copy_done.recv_timeout(WRITE_BACK_INTERVAL) {
+        // SAFETY: a valid open fd.
+        unsafe { libc::syncfs(handle.as_raw_fd()) };
+    }
 }
 
 /// The NAR hash and size of `path`, like [`crate::nar::hash_path`], but
