@@ -72,7 +72,6 @@ pub fn run(global: &GlobalOpts, args: &EvalArgs) -> anyhow::Result<ExitCode> {
     };
     let store_dir = global.store_dir.clone();
     let args = args.clone();
-    use_one_malloc_arena();
     let outcome = kiln_eval::run_with_big_stack(move || evaluate(options, store_dir, &args));
     match outcome {
         Ok(text) => {
@@ -142,24 +141,4 @@ fn evaluate(options: EvalOptions, store_dir: String, args: &EvalArgs) -> Result<
     // would only cost time.
     std::mem::forget(session);
     result
-}
-
-/// Allocator tuning for the evaluator's allocation pattern (millions of
-/// small, short-lived objects). Evaluation runs on its own thread, which
-/// glibc would give a separate malloc arena that grows by `mprotect`
-/// calls; the main arena (grown with `brk`) is measurably cheaper.
-fn use_one_malloc_arena() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        const M_ARENA_MAX: libc::c_int = -8;
-        const M_MXFAST: libc::c_int = 1;
-        // SAFETY: mallopt only adjusts allocator parameters; it is called
-        // before the evaluation thread starts allocating.
-        unsafe {
-            libc::mallopt(M_ARENA_MAX, 1);
-            // No fastbins: freeing the evaluator's many small objects then
-            // never triggers the costly consolidation passes.
-            libc::mallopt(M_MXFAST, 0);
-        }
-    }
 }
