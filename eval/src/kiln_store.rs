@@ -390,19 +390,16 @@ fn regular_file_nar_hash(contents: &[u8]) -> (Hash, u64) {
 fn install_batch(store: &Store, pending: Vec<Pending>) -> StoreResult<()> {
     use kiln_store::canonicalise::{remove_tree, sync_dir};
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    // One query for all: the valid paths among the pending ones (a closure
-    // query ignores paths that are not valid).
+    // One batched lookup for all: which pending paths are valid already.
     let candidates: Vec<String> = pending.iter().map(|p| store.print_path(&p.path)).collect();
-    let valid: rustc_hash::FxHashSet<String> = store
+    let valid = store
         .database()
-        .closure(&candidates)
-        .map_err(|e| err(&e))?
-        .into_iter()
-        .map(|(path, _size)| path)
-        .collect();
+        .valid_among(&candidates)
+        .map_err(|e| err(&e))?;
     let pending: Vec<Pending> = pending
         .into_iter()
-        .filter(|p| !valid.contains(&store.print_path(&p.path)))
+        .zip(valid)
+        .filter_map(|(p, is_valid)| (!is_valid).then_some(p))
         .collect();
     if pending.is_empty() {
         return Ok(());

@@ -164,3 +164,12 @@ fn json_array_escapes() {
         r#"["a\"b","c\\d","\u000a"]"#
     );
 }
+
+#[test]
+fn valid_among_answers_each_path_in_order() {
+    let (_dir, db) = open();
+    db.register(&[row(A, &[]), row(C, &[A])], &[]).unwrap();
+    let asked = [B, A, C, B].map(String::from);
+    assert_eq!(db.valid_among(&asked).unwrap(), [false, true, true, false]);
+    assert!(db.valid_among(&[]).unwrap().is_empty());
+}
