@@ -105,6 +105,10 @@ pub fn realise(
             .map(|b| store.print_path(&b.drv_path))
             .collect::<Vec<_>>(),
     );
+    let orphans = crate::sandbox::reap_orphans(store.physical_store_dir());
+    if orphans > 0 {
+        tracing::info!("killed {orphans} sandboxes left behind by a killed kiln");
+    }
     let etc = store
         .temp_dir()
         .map_err(|e| BuildError::store("creating a build directory", e))?;

@@ -184,6 +184,11 @@ impl SandboxSpec {
     /// The command that runs the build: bwrap with a cleared environment
     /// (bwrap passes its own environment on, so the builder sees exactly
     /// `self.env`), in its own process group so a timeout can kill it whole.
+    ///
+    /// bwrap's `--die-with-parent` only ties the sandbox to bwrap itself;
+    /// bwrap is tied to kiln here: it gets SIGKILL when the kiln thread
+    /// that started it ends (kiln killed included), and exits at once if
+    /// kiln is already gone by the time it starts.
     pub fn command(&self, bwrap: &Path) -> Command {
         let mut cmd = Command::new(bwrap);
         cmd.args(self.bwrap_args())
@@ -191,8 +196,72 @@ impl SandboxSpec {
             .envs(&self.env)
             .current_dir("/")
             .process_group(0);
+        // SAFETY: between fork and exec only async-signal-safe calls
+        // (getpid, prctl, getppid, _exit) on values captured before fork.
+        let parent = unsafe { libc::getpid() };
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died before the prctl took effect.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
         cmd
     }
+}
+
+/// Kill sandboxes that a killed kiln left behind.
+///
+/// If kiln dies while bwrap is still setting a sandbox up, bwrap's inner
+/// process can miss its parent's death and wait forever (it never starts
+/// the builder). Such an orphan is a bwrap process whose command line binds
+/// a temp dir of this store and whose parent is gone (it was reparented to
+/// pid 1). Best effort: errors reading /proc are ignored. Returns how many
+/// were killed.
+pub fn reap_orphans(physical_store_dir: &Path) -> usize {
+    let marker = format!("{}/.tmp-kiln-", physical_store_dir.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let mut args = cmdline.split(|b| *b == 0);
+        let is_bwrap = args.next().is_some_and(|a| a.ends_with(b"bwrap"));
+        if !is_bwrap || !args.any(|a| a.starts_with(marker.as_bytes())) {
+            continue;
+        }
+        let orphaned = std::fs::read_to_string(entry.path().join("status"))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("PPid:"))
+                    .map(|p| p.trim() == "1")
+            })
+            .unwrap_or(false);
+        if orphaned {
+            // SAFETY: kill(2) on a pid read from /proc; at worst ESRCH.
+            if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                killed += 1;
+            }
+        }
+    }
+    killed
 }
 
 /// Find bwrap and check that it can create the namespaces a build needs.
