@@ -18,8 +18,12 @@ use clap::{Args, Parser, Subcommand};
 /// kiln: a Nix-style functional derivation store.
 ///
 /// Write derivations in a lazy functional language (a compatible subset of
-/// Nix), build them in sandboxes into a content-addressed store, and ship
-/// closures to other hosts.
+/// Nix), instantiate them to `.drv` files, and build them in bubblewrap
+/// sandboxes without network into a content-addressed store. With
+/// `--store-dir /nix/store`, every path and hash is the one Nix computes.
+///
+/// Start with `kiln build FILE`, `kiln eval -E EXPR` or `kiln store add PATH`;
+/// `kiln help COMMAND` explains each command with examples.
 #[derive(Parser, Debug)]
 #[command(name = "kiln", version, propagate_version = true)]
 pub struct Cli {
