@@ -434,7 +434,12 @@ fn install_batch(store: &Store, pending: Vec<Pending>) -> StoreResult<()> {
             .map_err(|e| format!("moving '{}' into place: {e}", target.display()))?;
     }
     sync_dir(store.physical_store_dir()).map_err(|e| err(&e))?;
-    store.register_valid_paths(&infos).map_err(|e| err(&e))
+    let files: Vec<(ValidPathInfo, &[u8])> = infos
+        .into_iter()
+        .zip(&pending)
+        .map(|(info, p)| (info, p.contents.as_slice()))
+        .collect();
+    store.register_written_files(&files).map_err(|e| err(&e))
 }
 
 /// Make every file written so far on the file system of `dir` durable, in

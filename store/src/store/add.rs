@@ -211,16 +211,41 @@ impl Store {
                 });
             }
             if info.path.name().ends_with(".drv") {
-                // A file that only happens to be named `.drv` records nothing.
                 let bytes = fs::read(&real).map_err(StoreError::io("reading", &real))?;
-                if let Ok(drv) = Derivation::parse(self.store_dir(), &bytes) {
-                    drv_outputs.extend(self.output_rows(&info.path, &drv));
-                }
+                self.push_output_rows(&info.path, &bytes, &mut drv_outputs);
             }
             rows.push(self.to_row(info));
         }
         self.db.register(&rows, &drv_outputs)?;
         Ok(())
+    }
+
+    /// [`Store::register_valid_paths`] for regular files the caller has
+    /// just written, synced and moved into place itself, given with their
+    /// bytes: `.drv` outputs are read from those bytes instead of from
+    /// the files again (a batch of thousands of `.drv`s at instantiation).
+    pub fn register_written_files(
+        &self,
+        files: &[(ValidPathInfo, &[u8])],
+    ) -> Result<(), StoreError> {
+        let mut rows = Vec::with_capacity(files.len());
+        let mut drv_outputs = Vec::new();
+        for (info, bytes) in files {
+            if info.path.name().ends_with(".drv") {
+                self.push_output_rows(&info.path, bytes, &mut drv_outputs);
+            }
+            rows.push(self.to_row(info));
+        }
+        self.db.register(&rows, &drv_outputs)?;
+        Ok(())
+    }
+
+    /// The output rows of `drv_path` if `bytes` parse as a derivation (a
+    /// file that only happens to be named `.drv` records nothing).
+    fn push_output_rows(&self, drv_path: &StorePath, bytes: &[u8], rows: &mut Vec<DrvOutputRow>) {
+        if let Ok(drv) = Derivation::parse(self.store_dir(), bytes) {
+            rows.extend(self.output_rows(drv_path, &drv));
+        }
     }
 }
 

@@ -294,3 +294,39 @@ fn parallel_hash_equals_plain_hash() {
     }
     assert!(hash_path_parallel(&tmp.path().join("missing"), HashAlgo::Sha256).is_err());
 }
+
+#[test]
+fn register_written_files_records_drv_outputs_from_the_given_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path(), "/kiln/store");
+    let out = "/kiln/store/11111111111111111111111111111111-x";
+    let aterm = format!(
+        "Derive([(\"out\",\"{out}\",\"\",\"\")],[],[],\"x86_64-linux\",\"/bin/sh\",[],[(\"out\",\"{out}\")])"
+    );
+    let drv = StorePath::from_base_name("22222222222222222222222222222222-x.drv").unwrap();
+    let plain = StorePath::from_base_name("33333333333333333333333333333333-y.drv").unwrap();
+    // The files on disk say otherwise: only the given bytes are read.
+    fs::write(store.real_path(&drv), "not a derivation").unwrap();
+    fs::write(store.real_path(&plain), "not a derivation").unwrap();
+    let info = |path: &StorePath| ValidPathInfo {
+        path: path.clone(),
+        nar_hash: Hash::digest(HashAlgo::Sha256, b"x"),
+        nar_size: 1,
+        deriver: None,
+        references: BTreeSet::new(),
+        registration_time: 5,
+        ca: None,
+        signatures: vec![],
+    };
+    store
+        .register_written_files(&[
+            (info(&drv), aterm.as_bytes()),
+            (info(&plain), b"just text".as_slice()),
+        ])
+        .unwrap();
+    assert!(store.is_valid(&drv).unwrap() && store.is_valid(&plain).unwrap());
+    let outputs = store.derivation_outputs(&drv).unwrap();
+    assert_eq!(outputs.len(), 1);
+    assert_eq!(store.print_path(&outputs["out"]), out);
+    assert!(store.derivation_outputs(&plain).unwrap().is_empty());
+}
