@@ -250,14 +250,15 @@ impl EvalStore for KilnEvalStore {
     }
 
     fn write_derivation(&self, drv: &Derivation, name: &str) -> StoreResult<String> {
-        let hash = drv
-            .hash_modulo(&self.dir, false, &mut |input: &StorePath| {
+        // The file and its unmasked hash modulo (what dependents need)
+        // from one serialisation.
+        let (aterm, hash) = drv
+            .to_aterm_with_hash_modulo(&self.dir, &mut |input: &StorePath| {
                 self.derivation_info(&self.dir.display(input))
                     .map(|info| info.hash)
                     .map_err(HashInputError::Store)
             })
             .map_err(|e| e.to_string())?;
-        let aterm = drv.to_aterm(&self.dir);
         let path = self.add_text_bytes(&format!("{name}.drv"), &aterm, drv.references())?;
         let printed = self.dir.display(&path);
         self.state.borrow_mut().derivations.insert(

@@ -642,3 +642,26 @@ fn bad_json_is_rejected_with_the_field() {
         Err(DerivationError::JsonSyntax(_))
     ));
 }
+
+#[test]
+fn one_serialisation_gives_the_drv_bytes_and_the_unmasked_hash_modulo() {
+    let dir = nix_store();
+    let resolver = std::cell::RefCell::new(Resolver::new());
+    for_each_vector(|v| {
+        let drv = parse(v)?;
+        let mut resolver = resolver.borrow_mut();
+        let separate = drv
+            .hash_modulo(&dir, false, &mut |input| resolver.hash(input))
+            .map_err(|e| e.to_string())?;
+        let (aterm, together) = drv
+            .to_aterm_with_hash_modulo(&dir, &mut |input| resolver.hash(input))
+            .map_err(|e| e.to_string())?;
+        if aterm != v.drv_bytes {
+            return Err(format!("written drv\n{}", show(&aterm)));
+        }
+        if together != separate {
+            return Err(format!("hash {together:?} != {separate:?}"));
+        }
+        Ok(())
+    });
+}

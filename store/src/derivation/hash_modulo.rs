@@ -27,8 +27,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::{DerivationError, Location};
+use super::write::write_input_drvs;
 use super::{Derivation, DerivationKind, DerivationOutput};
-use crate::hash::{Hash, HashAlgo};
+use crate::hash::{Hash, HashAlgo, Hasher};
 use crate::store_path::{StoreDir, StorePath};
 
 /// Whether output paths can be computed from the hash.
@@ -63,6 +64,55 @@ impl Derivation {
             return Ok(self.fixed_output_hashes(dir));
         }
 
+        let (inputs, hash_kind) = self.inputs_by_hash(dir, kind, input_hash)?;
+        let aterm = self.write_aterm(dir, mask_outputs, &inputs);
+        Ok(self.same_hash_for_every_output(Hash::digest(HashAlgo::Sha256, &aterm), hash_kind))
+    }
+
+    /// The `.drv` file contents ([`Derivation::to_aterm`]) together with
+    /// the unmasked hash modulo, from one serialisation: the two differ
+    /// only in the input derivations list (paths in the file, hashes
+    /// modulo in the hashed text), so the hash is taken over the file's
+    /// bytes with that list swapped.
+    pub fn to_aterm_with_hash_modulo<E: From<DerivationError>>(
+        &self,
+        dir: &StoreDir,
+        input_hash: &mut impl FnMut(&StorePath) -> Result<DrvHash, E>,
+    ) -> Result<(Vec<u8>, DrvHash), E> {
+        let kind = self.kind().map_err(|problem| DerivationError::BadOutputs {
+            at: Location::Field("outputs".to_owned()),
+            problem,
+        })?;
+        let by_path = self
+            .input_drvs
+            .iter()
+            .map(|(path, outputs)| (dir.display(path), outputs.clone()))
+            .collect();
+        let (aterm, inputs_span) = self.write_aterm_spanning_inputs(dir, false, &by_path);
+        if kind == DerivationKind::Fixed {
+            return Ok((aterm, self.fixed_output_hashes(dir)));
+        }
+        let (inputs, hash_kind) = self.inputs_by_hash(dir, kind, input_hash)?;
+        let mut modulo_inputs = Vec::with_capacity(inputs_span.len());
+        write_input_drvs(&mut modulo_inputs, &inputs);
+        let mut hasher = Hasher::new(HashAlgo::Sha256);
+        hasher.update(&aterm[..inputs_span.start]);
+        hasher.update(&modulo_inputs);
+        hasher.update(&aterm[inputs_span.end..]);
+        let hash = self.same_hash_for_every_output(hasher.finish(), hash_kind);
+        Ok((aterm, hash))
+    }
+
+    /// The input derivations as `hashDerivationModulo` writes them: the
+    /// base16 hash modulo of each used output, with the outputs of inputs
+    /// that share a hash merged; and whether the result is deferred.
+    #[allow(clippy::type_complexity)]
+    fn inputs_by_hash<E: From<DerivationError>>(
+        &self,
+        dir: &StoreDir,
+        kind: DerivationKind,
+        input_hash: &mut impl FnMut(&StorePath) -> Result<DrvHash, E>,
+    ) -> Result<(BTreeMap<String, BTreeSet<String>>, DrvHashKind), E> {
         let mut hash_kind = match kind {
             DerivationKind::Floating => DrvHashKind::Deferred,
             _ => DrvHashKind::Regular,
@@ -86,18 +136,16 @@ impl Derivation {
                     .insert(output.clone());
             }
         }
+        Ok((inputs, hash_kind))
+    }
 
-        let aterm = self.write_aterm(dir, mask_outputs, &inputs);
-        let hash = Hash::digest(HashAlgo::Sha256, &aterm);
+    fn same_hash_for_every_output(&self, hash: Hash, kind: DrvHashKind) -> DrvHash {
         let outputs = self
             .outputs
             .keys()
             .map(|name| (name.clone(), hash.clone()))
             .collect();
-        Ok(DrvHash {
-            outputs,
-            kind: hash_kind,
-        })
+        DrvHash { outputs, kind }
     }
 
     fn fixed_output_hashes(&self, dir: &StoreDir) -> DrvHash {

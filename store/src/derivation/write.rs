@@ -7,6 +7,7 @@
 //! other strings (the base16 hash modulo of each input).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use super::Derivation;
 use crate::store_path::StoreDir;
@@ -40,6 +41,20 @@ impl Derivation {
         mask_outputs: bool,
         input_drvs: &BTreeMap<String, BTreeSet<String>>,
     ) -> Vec<u8> {
+        self.write_aterm_spanning_inputs(dir, mask_outputs, input_drvs)
+            .0
+    }
+
+    /// [`Derivation::write_aterm`], also returning where the input
+    /// derivations list is in the bytes: everything else is the same
+    /// whatever stands in for the inputs, so one serialisation serves both
+    /// the `.drv` file and its unmasked hash modulo.
+    pub(crate) fn write_aterm_spanning_inputs(
+        &self,
+        dir: &StoreDir,
+        mask_outputs: bool,
+        input_drvs: &BTreeMap<String, BTreeSet<String>>,
+    ) -> (Vec<u8>, Range<usize>) {
         let mut out = Vec::with_capacity(self.size_hint());
         out.extend_from_slice(b"Derive([");
         for (i, (name, output)) in self.outputs.iter().enumerate() {
@@ -60,19 +75,12 @@ impl Derivation {
             out.push(b')');
         }
 
-        out.extend_from_slice(b"],[");
-        for (i, (path, outputs)) in input_drvs.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.push(b'(');
-            unquoted(&mut out, path);
-            out.push(b',');
-            list(&mut out, outputs, unquoted);
-            out.push(b')');
-        }
-
         out.extend_from_slice(b"],");
+        let inputs_start = out.len();
+        write_input_drvs(&mut out, input_drvs);
+        let inputs = inputs_start..out.len();
+
+        out.push(b',');
         let srcs: Vec<String> = self.input_srcs.iter().map(|p| dir.display(p)).collect();
         list(&mut out, &srcs, unquoted);
         out.push(b',');
@@ -95,7 +103,7 @@ impl Derivation {
             out.push(b')');
         }
         out.extend_from_slice(b"])");
-        out
+        (out, inputs)
     }
 
     /// Roughly the output size, to allocate once.
@@ -128,6 +136,22 @@ pub(crate) fn escaped(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// The input derivations list: `[("key",["output",…]),…]`.
+pub(crate) fn write_input_drvs(out: &mut Vec<u8>, input_drvs: &BTreeMap<String, BTreeSet<String>>) {
+    out.push(b'[');
+    for (i, (path, outputs)) in input_drvs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'(');
+        unquoted(out, path);
+        out.push(b',');
+        list(out, outputs, unquoted);
+        out.push(b')');
+    }
+    out.push(b']');
 }
 
 /// `"…"` with the bytes as they are (Nix's `printUnquotedString`).
