@@ -12,8 +12,7 @@ pub struct UserError(pub anyhow::Error);
 
 impl fmt::Display for UserError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The alternate form prints the whole context chain on one line.
-        write!(f, "{:#}", self.0)
+        f.write_str(&render_chain(&self.0))
     }
 }
 
@@ -33,7 +32,7 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
         eprintln!("error: {user}");
         return ExitCode::from(2);
     }
-    eprintln!("error: {err:#}");
+    eprintln!("error: {}", render_chain(err));
     ExitCode::from(1)
 }
 
@@ -44,4 +43,60 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// The error and its causes on one line, `outer: inner: innermost`.
+///
+/// Library errors often print their source inside their own message as
+/// well as exposing it as a cause; a cause whose text the line already
+/// holds is left out so nothing is said twice.
+pub fn render_chain(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "moving into place /x: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied");
+        let err = anyhow::Error::new(Outer(io)).context("adding /tree");
+        assert_eq!(
+            render_chain(&err),
+            "adding /tree: moving into place /x: Permission denied"
+        );
+    }
+
+    #[test]
+    fn distinct_causes_are_all_kept() {
+        let err = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(render_chain(&err), "outer: middle: inner");
+    }
 }
