@@ -699,3 +699,69 @@ fn walk(path: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Regression (found while testing the builder as `nobody`): adding a
+/// directory as a user other than root failed with EACCES, because the
+/// canonical 0555 directory was renamed into the store, and moving a
+/// directory to a new parent needs write permission on it. Run as an
+/// unprivileged user: directly when the tests are not root, through
+/// `setpriv` when they are.
+#[test]
+fn non_root_user_adds_a_directory() {
+    let env = TestEnv::new();
+    let tree = env.work().join("tree");
+    fs::create_dir_all(tree.join("sub")).unwrap();
+    fs::write(tree.join("sub/file"), "contents\n").unwrap();
+
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = if is_root {
+        let Some(setpriv) = crate::harness::which("setpriv") else {
+            eprintln!("skipped: running as root without setpriv to drop privileges");
+            return;
+        };
+        // The whole test directory becomes nobody's, as a user's own root is.
+        let status = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(env.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut cmd = std::process::Command::new(setpriv);
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_kiln"));
+        cmd
+    } else {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+    };
+    for var in crate::harness::KILN_ENV_VARS {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .env("HOME", env.home())
+        .args(["--root"])
+        .arg(env.root())
+        .args(["store", "add"])
+        .arg(&tree)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "non-root add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = String::from_utf8(out.stdout).unwrap();
+    let physical = env.root().join(path.trim().trim_start_matches('/'));
+    let mode = fs::metadata(&physical).unwrap().permissions();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.mode() & 0o7777, 0o555, "canonical directory mode");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        fs::metadata(&physical).unwrap().mtime(),
+        1,
+        "canonical mtime"
+    );
+    assert_eq!(
+        fs::read_to_string(physical.join("sub/file")).unwrap(),
+        "contents\n"
+    );
+}

@@ -184,7 +184,7 @@ impl Store {
         // Files at an invalid path are what a crash between the rename and
         // the registration leaves; they are incomplete by definition here.
         remove_tree(&target)?;
-        fs::rename(&content, &target).map_err(StoreError::io("moving into place", &target))?;
+        move_into_place(&content, &target)?;
         sync_dir(self.physical_store_dir())?;
         let row = self.to_row(info);
         self.db.register(std::slice::from_ref(&row), drv_outputs)?;
@@ -263,4 +263,26 @@ fn hash_flat_file(src: &Path, algo: HashAlgo) -> Result<Hash, StoreError> {
     let mut hasher = Hasher::new(algo);
     std::io::copy(&mut file, &mut hasher).map_err(source_err)?;
     Ok(hasher.finish())
+}
+
+/// Rename a canonical tree to its store path. Moving a directory to a new
+/// parent rewrites its `..` entry, which needs write permission on the
+/// directory itself; only root has that on a canonical (0555) directory.
+/// So a directory is made writable for the rename and made canonical again
+/// after it, with that change synced before the path can be registered.
+fn move_into_place(content: &Path, target: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_dir = fs::symlink_metadata(content)
+        .map_err(StoreError::io("reading", content))?
+        .is_dir();
+    if !is_dir {
+        return fs::rename(content, target).map_err(StoreError::io("moving into place", target));
+    }
+    fs::set_permissions(content, fs::Permissions::from_mode(0o755))
+        .map_err(StoreError::io("making writable", content))?;
+    fs::rename(content, target).map_err(StoreError::io("moving into place", target))?;
+    fs::set_permissions(target, fs::Permissions::from_mode(0o555))
+        .map_err(StoreError::io("making read-only", target))?;
+    sync_dir(target)?;
+    Ok(())
 }
