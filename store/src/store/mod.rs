@@ -229,9 +229,13 @@ impl Store {
     pub fn temp_dir(&self) -> Result<temp::TempDir, StoreError> {
         use std::sync::atomic::Ordering;
         if !self.swept_temp.swap(true, Ordering::Relaxed) {
-            let removed = temp::remove_stale(&self.physical_store_dir, &self.temp_lock_dir())?;
-            if removed > 0 {
-                tracing::info!("removed {removed} stale temporary directories");
+            // Sweeping is housekeeping: a leftover that cannot be removed
+            // now (say, a dying sandbox still writes into it) must not fail
+            // the operation that asked for a new temp dir.
+            match temp::remove_stale(&self.physical_store_dir, &self.temp_lock_dir()) {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!("removed {removed} stale temporary directories"),
+                Err(err) => tracing::warn!("could not remove stale temporary directories: {err}"),
             }
         }
         temp::TempDir::create(&self.physical_store_dir, &self.temp_lock_dir())
