@@ -341,7 +341,10 @@ impl Observer for Progress {
         if let Some(live) = &self.live {
             live.main.set_length(drvs.len() as u64);
         } else if !self.quiet {
-            eprintln!("these {} derivations will be built:", drvs.len());
+            match drvs.len() {
+                1 => eprintln!("this derivation will be built:"),
+                n => eprintln!("these {n} derivations will be built:"),
+            }
             for d in drvs {
                 eprintln!("  {d}");
             }

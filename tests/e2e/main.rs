@@ -1,9 +1,10 @@
 //! End-to-end tests: drive the `kiln` binary as a user would, each test on
 //! its own temporary root and HOME. One test binary, one module per area.
 
-mod harness;
 mod build;
 mod eval;
+mod harness;
 mod instantiate;
 mod parse;
+mod readme;
 mod store;
