@@ -22,7 +22,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::StorePathError;
-use crate::hash::{Hash, HashAlgo};
+use crate::hash::{Hash, HashAlgo, Hasher};
 use crate::store_path::{HASH_BYTES, StoreDir, StorePath};
 
 /// How a fixed-output path's content was hashed.
@@ -54,12 +54,20 @@ pub fn make_store_path(
     inner_hash: &Hash,
     name: &str,
 ) -> Result<StorePath, StorePathError> {
-    let fingerprint = format!(
-        "{ty}:{}:{}:{name}",
-        inner_hash.to_typed_base16(),
-        dir.as_str()
-    );
-    let digest = Hash::digest(HashAlgo::Sha256, fingerprint.as_bytes());
+    // "{ty}:{typed base16}:{dir}:{name}", hashed as it is written.
+    let mut hasher = Hasher::new(HashAlgo::Sha256);
+    for part in [
+        ty,
+        ":",
+        &inner_hash.to_typed_base16(),
+        ":",
+        dir.as_str(),
+        ":",
+        name,
+    ] {
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finish();
     StorePath::from_parts(&fold_to_20(digest.as_bytes()), name)
 }
 
