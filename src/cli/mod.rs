@@ -1,8 +1,8 @@
 //! The clap definitions: global options and one file per command group.
 
 mod build;
-mod eval;
 pub mod config;
+mod eval;
 mod hash;
 pub mod installable;
 mod instantiate;
@@ -98,8 +98,7 @@ pub fn init_logging(global: &GlobalOpts) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter =
-        EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
