@@ -21,6 +21,15 @@ use std::path::{Path, PathBuf};
 
 use kiln_eval::{AutoArg, EvalOptions, Evaluation, OutputFormat, SearchPathEntry};
 
+/// Print past the test harness's output capture, so the counts and the
+/// failures show in every run (CI logs included), not only on failure.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 fn suite_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/nix-lang")
 }
@@ -151,7 +160,7 @@ fn run_case(dir: PathBuf, case_name: String, kind: String) -> Result<(), String>
 fn nix_language_suite() {
     let dir = suite_dir();
     if !dir.join("MANIFEST.tsv").exists() {
-        println!("skipped: Nix language suite not found at {}", dir.display());
+        say!("skipped: Nix language suite not found at {}", dir.display());
         return;
     }
     let dir = std::fs::canonicalize(&dir).expect("canonical suite path");
@@ -190,16 +199,17 @@ fn nix_language_suite() {
             }
             Err(why) => {
                 failed += 1;
-                println!("FAIL {}: {}", case.name, why);
+                say!("FAIL {}: {}", case.name, why);
                 if !known_failing.contains(&case.name) {
                     unexpected_failures.push(case.name.clone());
                 }
             }
         }
     }
-    println!(
+    say!(
         "{passed} passed, {failed} failed (eval-okay: {} of {})",
-        eval_okay.0, eval_okay.1
+        eval_okay.0,
+        eval_okay.1
     );
     assert!(
         unexpected_failures.is_empty(),

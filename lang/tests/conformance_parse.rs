@@ -11,6 +11,15 @@ use std::path::{Path, PathBuf};
 
 use kiln_lang::{Interner, SourceMap};
 
+/// Print past the test harness's output capture, so the counts and the
+/// failures show in every run (CI logs included), not only on failure.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// `eval-*` tests that fail at parse time in Nix 2.8 too.
 const EVAL_TESTS_FAILING_AT_PARSE: &[&str] = &["eval-fail-path-slash"];
 
@@ -22,7 +31,7 @@ fn suite_dir() -> PathBuf {
 fn conformance_parse() {
     let dir = suite_dir();
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        println!("skipped: {} not found", dir.display());
+        say!("skipped: {} not found", dir.display());
         return;
     };
     let mut files: Vec<PathBuf> = entries
@@ -68,9 +77,9 @@ fn conformance_parse() {
             (false, Ok(_)) => failures.push(format!("{name}: should fail to parse but parsed")),
         }
     }
-    println!("{passed} passed, {} failed", failures.len());
+    say!("{passed} passed, {} failed", failures.len());
     for f in &failures {
-        println!("FAILED {f}");
+        say!("FAILED {f}");
     }
     assert!(passed > 0, "no test files found in {}", dir.display());
     assert!(
