@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use anyhow::Context;
 use clap::Args;
-use kiln_eval::{AutoArg, EvalOptions, Evaluation, KilnEvalStore, OutputFormat, SearchPathEntry};
+use kiln_eval::{AutoArg, EvalOptions, Evaluation, KilnEvalStore, OutputFormat};
 
 use super::GlobalOpts;
 
@@ -56,20 +56,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(global: &GlobalOpts, args: &EvalArgs) -> anyhow::Result<ExitCode> {
-    let cwd = std::env::current_dir().context("finding the current directory")?;
-    let mut search_path: Vec<SearchPathEntry> = args
-        .include
-        .iter()
-        .map(|entry| SearchPathEntry::parse(entry, &cwd))
-        .collect();
-    if let Ok(env_path) = std::env::var("KILN_PATH") {
-        search_path.extend(SearchPathEntry::parse_list(&env_path, &cwd));
-    }
-    let options = EvalOptions {
-        search_path,
-        base_dir: cwd,
-        ..EvalOptions::default()
-    };
+    let options = super::installable::eval_options(&args.include)?;
     let store_dir = global.store_dir.clone();
     let args = args.clone();
     let outcome = kiln_eval::run_with_big_stack(move || evaluate(options, store_dir, &args));

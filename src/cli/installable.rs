@@ -106,20 +106,7 @@ pub fn instantiate(
         return Ok(found);
     }
     let file = files.pop();
-    let cwd = std::env::current_dir().context("finding the current directory")?;
-    let mut search_path: Vec<SearchPathEntry> = source
-        .include
-        .iter()
-        .map(|entry| SearchPathEntry::parse(entry, &cwd))
-        .collect();
-    if let Ok(env_path) = std::env::var("KILN_PATH") {
-        search_path.extend(SearchPathEntry::parse_list(&env_path, &cwd));
-    }
-    let options = EvalOptions {
-        search_path,
-        base_dir: cwd,
-        ..EvalOptions::default()
-    };
+    let options = eval_options(&source.include)?;
     let job = Job {
         config,
         dry_run,
@@ -351,4 +338,22 @@ fn missing(name: &str) -> kiln_eval::EvalError {
         },
         None,
     )
+}
+
+/// Evaluation options for the current directory: the `-I` entries first,
+/// then those of `KILN_PATH`, as Nix orders `-I` before `NIX_PATH`.
+pub fn eval_options(include: &[String]) -> anyhow::Result<EvalOptions> {
+    let cwd = std::env::current_dir().context("finding the current directory")?;
+    let mut search_path: Vec<SearchPathEntry> = include
+        .iter()
+        .map(|entry| SearchPathEntry::parse(entry, &cwd))
+        .collect();
+    if let Ok(env_path) = std::env::var("KILN_PATH") {
+        search_path.extend(SearchPathEntry::parse_list(&env_path, &cwd));
+    }
+    Ok(EvalOptions {
+        search_path,
+        base_dir: cwd,
+        ..EvalOptions::default()
+    })
 }
