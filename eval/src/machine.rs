@@ -242,7 +242,7 @@ impl Machine {
     pub(crate) fn delay(&self, code: &Rc<Expr>, env: &Rc<Env>) -> Value {
         match &**code {
             Expr::Const(v) => v.clone(),
-            Expr::Local { depth, index } => env.lookup(*depth, *index).clone(),
+            Expr::Local { depth, index, .. } => env.lookup(*depth, *index).clone(),
             Expr::Lambda(lambda) => Value::Lambda(Rc::new(Closure {
                 code: lambda.clone(),
                 env: env.clone(),
@@ -263,7 +263,7 @@ impl Machine {
         // this function's stack frame small for deep recursion.
         match expr {
             Expr::Const(v) => Ok(v.clone()),
-            Expr::Local { depth, index } => {
+            Expr::Local { depth, index, .. } => {
                 let v = env.lookup(*depth, *index);
                 match v {
                     Value::Thunk(t) => {
@@ -989,7 +989,7 @@ impl Machine {
 fn known_int(e: &Expr, env: &Rc<Env>) -> Option<i64> {
     match e {
         Expr::Const(Value::Int(i)) => Some(*i),
-        Expr::Local { depth, index } => match env.lookup(*depth, *index) {
+        Expr::Local { depth, index, .. } => match env.lookup(*depth, *index) {
             Value::Int(i) => Some(*i),
             Value::Thunk(t) => match &*t.0.borrow() {
                 ThunkState::Done(Value::Int(i)) => Some(*i),

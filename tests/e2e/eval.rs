@@ -144,3 +144,21 @@ fn deep_and_runaway_recursion() {
     let err = env.fails(&["eval", "-E", "9223372036854775807 + 1"], 2);
     assert!(err.contains("integer overflow"), "{err}");
 }
+
+/// Regression: an infinite recursion through plain variables
+/// (`let x = y; y = x;`) was reported with no position at all, because a
+/// variable reference carried no span. Nix points into the cycle; so does
+/// kiln now.
+#[test]
+fn infinite_recursion_through_variables_says_where() {
+    let env = TestEnv::new();
+    let stderr = env.fails(&["eval", "-E", "let x = y; y = x; in x"], 2);
+    assert!(
+        stderr.contains("infinite recursion encountered"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("«string»:1:9"), "{stderr}");
+    env.write("cycle.nix", "let\n  x = y;\n  y = x;\nin x\n");
+    let stderr = env.fails(&["eval", "cycle.nix"], 2);
+    assert!(stderr.contains("cycle.nix:2:7"), "{stderr}");
+}

@@ -34,10 +34,13 @@ pub enum BinOp {
 #[derive(Debug)]
 pub enum Expr {
     Const(Value),
-    /// A variable bound by a lexical scope.
+    /// A variable bound by a lexical scope. The span costs no size (other
+    /// variants are larger) and lets an infinite recursion through plain
+    /// variables (`let x = y; y = x; in x`) say where it is.
     Local {
         depth: u32,
         index: u32,
+        span: Span,
     },
     /// A variable only a `with` can provide; `withs` are the depths of the
     /// enclosing `with` frames, innermost first.
@@ -206,14 +209,15 @@ impl Expr {
             | Expr::And(_, _, span)
             | Expr::Or(_, _, span)
             | Expr::Implies(_, _, span)
-            | Expr::CurPos(span) => Some(*span),
+            | Expr::CurPos(span)
+            | Expr::Local { span, .. } => Some(*span),
             Expr::Attrs(code) => Some(code.span),
             Expr::Lambda(code) => Some(code.span),
             Expr::Let(code) => code.body.span(),
             Expr::With { body, .. } => body.span(),
             Expr::HasAttr { target, .. } => target.span(),
             Expr::Shared(inner) => inner.span(),
-            Expr::Const(_) | Expr::Local { .. } | Expr::List(_) => None,
+            Expr::Const(_) | Expr::List(_) => None,
         }
     }
 }

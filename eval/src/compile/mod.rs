@@ -85,7 +85,7 @@ impl Compiler<'_> {
 
     fn variable(&mut self, name: Symbol, span: kiln_lang::Span, skip: usize) -> EvalResult<Expr> {
         match self.scopes.resolve(name, skip) {
-            Resolution::Local { depth, index } => Ok(Expr::Local { depth, index }),
+            Resolution::Local { depth, index } => Ok(Expr::Local { depth, index, span }),
             other => {
                 if let Some(v) = self.ctx.globals.get(&name) {
                     return Ok(Expr::Const(v.clone()));
