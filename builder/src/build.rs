@@ -31,6 +31,7 @@ use crate::events::Observer;
 use crate::log::{LogWriter, log_path};
 use crate::outputs::{ProducedOutput, output_paths, process_outputs};
 use crate::plan::PlannedBuild;
+use crate::prepare::{BuildDirs, Prepared};
 use crate::register::install_outputs;
 use crate::sandbox::{SandboxInput, SandboxSpec};
 use crate::supervise::{Limits, supervise};
@@ -67,6 +68,7 @@ pub fn build_derivation(
     observer: &dyn Observer,
     cancel: &AtomicBool,
     cleaner: &Cleaner,
+    prepared: &Prepared,
 ) -> Result<Vec<CheckedOutput>, BuildError> {
     let drv = &planned.drv;
     let printed_drv = store.print_path(&planned.drv_path);
@@ -84,14 +86,11 @@ pub fn build_derivation(
             BuildError::store(format!("computing the input closure of {printed_drv}"), e)
         })?;
 
-    let temp = store
-        .temp_dir()
-        .map_err(|e| BuildError::store("creating a build directory", e))?;
-    let scratch_store = temp.path().join("store");
-    let build_dir = temp.path().join("build");
-    for dir in [&scratch_store, &build_dir] {
-        std::fs::create_dir(dir).map_err(|e| BuildError::io(dir, e))?;
-    }
+    let BuildDirs {
+        temp,
+        scratch_store,
+        build_dir,
+    } = prepared.take(store)?;
 
     let output_strings = outputs
         .iter()

@@ -35,6 +35,7 @@ pub mod events;
 pub mod log;
 pub mod outputs;
 pub mod plan;
+pub mod prepare;
 pub mod realise;
 pub mod register;
 pub mod sandbox;

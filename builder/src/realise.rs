@@ -18,6 +18,7 @@ use crate::error::BuildError;
 use crate::events::Observer;
 use crate::outputs::output_paths;
 use crate::plan::{PlannedBuild, plan, read_derivation};
+use crate::prepare::Prepared;
 use crate::sandbox::write_etc;
 use crate::schedule::{NodeOutcome, run_dag};
 use crate::supervise::Limits;
@@ -123,20 +124,25 @@ pub fn realise(
     let cancel = AtomicBool::new(false);
     let cleaner = Cleaner::new();
     let checks = std::sync::Mutex::new(Vec::new());
-    let outcomes = run_dag(&plan.deps, options.jobs, options.keep_going, &cancel, |i| {
-        let planned = &plan.builds[i];
-        let result = build_locked(store, &settings, planned, observer, &cancel, &cleaner);
-        let name = planned.drv_path.name().trim_end_matches(".drv");
-        let printed = store.print_path(&planned.drv_path);
-        observer.finished(&printed, name, result.is_ok());
-        let checked = result?;
-        if planned.check {
-            checks
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push((printed, checked));
-        }
-        Ok(())
+    let outcomes = std::thread::scope(|scope| {
+        let prepared = Prepared::start(scope, store);
+        run_dag(&plan.deps, options.jobs, options.keep_going, &cancel, |i| {
+            let planned = &plan.builds[i];
+            let result = build_locked(
+                store, &settings, planned, observer, &cancel, &cleaner, &prepared,
+            );
+            let name = planned.drv_path.name().trim_end_matches(".drv");
+            let printed = store.print_path(&planned.drv_path);
+            observer.finished(&printed, name, result.is_ok());
+            let checked = result?;
+            if planned.check {
+                checks
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .push((printed, checked));
+            }
+            Ok(())
+        })
     });
     cleaner.finish();
     drop(etc);
@@ -166,9 +172,12 @@ fn build_locked(
     observer: &dyn Observer,
     cancel: &AtomicBool,
     cleaner: &Cleaner,
+    prepared: &Prepared,
 ) -> Result<Vec<CheckedOutput>, BuildError> {
     if planned.check {
-        return build_derivation(store, settings, planned, observer, cancel, cleaner);
+        return build_derivation(
+            store, settings, planned, observer, cancel, cleaner, prepared,
+        );
     }
     let printed = store.print_path(&planned.drv_path);
     let outputs = output_paths(&printed, &planned.drv)?;
@@ -197,7 +206,9 @@ fn build_locked(
         observer.built_elsewhere(&printed, name);
         return Ok(Vec::new());
     }
-    let result = build_derivation(store, settings, planned, observer, cancel, cleaner);
+    let result = build_derivation(
+        store, settings, planned, observer, cancel, cleaner, prepared,
+    );
     drop(locks);
     result
 }
