@@ -214,10 +214,20 @@ impl Store {
     /// Take the lock of one store path, waiting for another process that
     /// holds it (while it adds or builds that path).
     pub fn lock_path(&self, path: &StorePath) -> Result<PathLock, StoreError> {
-        let dir = self.state_dir().join("locks");
-        fs::create_dir_all(&dir).map_err(StoreError::io("creating", &dir))?;
-        let file = dir.join(format!("{}.lock", path.hash_part()));
-        PathLock::acquire(&file).map_err(StoreError::io("locking", &file))
+        let file = self.state_dir().join("locks/paths.lock");
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&path.digest()[..8]);
+        let offset = u64::from_le_bytes(first);
+        PathLock::acquire_byte(&file, offset)
+            .or_else(|err| {
+                if err.kind() != std::io::ErrorKind::NotFound {
+                    return Err(err);
+                }
+                // First lock of a new store: make the directory, then retry.
+                fs::create_dir_all(file.parent().expect("locks dir"))?;
+                PathLock::acquire_byte(&file, offset)
+            })
+            .map_err(StoreError::io("locking", &file))
     }
 
     fn temp_lock_dir(&self) -> PathBuf {
