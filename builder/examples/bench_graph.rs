@@ -92,7 +92,7 @@ fn run(
         }
         drv.outputs.insert("out".into(), DerivationOutput::Deferred);
         let mut cache = HashMap::new();
-        drv.fill_output_paths::<DerivationError>(&dir, &name, &mut |p| {
+        drv.fill_output_paths::<DerivationError, _>(&dir, &name, &mut |p| {
             Ok(hash_of(&dir, &drvs, &mut cache, p))
         })?;
         let out = drv.outputs["out"]
@@ -121,7 +121,7 @@ fn hash_of(
         return h.clone();
     }
     let h = drvs[path]
-        .hash_modulo::<DerivationError>(dir, false, &mut |p| Ok(hash_of(dir, drvs, cache, p)))
+        .hash_modulo::<DerivationError, _>(dir, false, &mut |p| Ok(hash_of(dir, drvs, cache, p)))
         .expect("inputs were written by this program");
     cache.insert(path.clone(), h.clone());
     h

@@ -19,7 +19,12 @@ pub type StoreResult<T> = Result<T, String>;
 
 pub trait EvalStore {
     /// The logical store directory, e.g. `/kiln/store`.
-    fn store_dir(&self) -> &str;
+    fn dir(&self) -> &kiln_store::StoreDir;
+
+    /// [`EvalStore::dir`] as text.
+    fn store_dir(&self) -> &str {
+        self.dir().as_str()
+    }
 
     /// Copy a file or directory tree into the store as a source path
     /// (NAR-hashed, recursive) named `name`; return its store path.
@@ -63,11 +68,16 @@ pub trait EvalStore {
         )
     }
 
-    /// The unmasked hash modulo and output names of a derivation written
-    /// (or readable) here.
-    fn derivation_info(&self, drv_path: &str) -> StoreResult<DerivationInfo> {
+    /// The unmasked hash modulo of a derivation written (or readable)
+    /// here, one entry per output. Shared: instantiation asks for the
+    /// same input many times.
+    fn derivation_hash(
+        &self,
+        drv_path: &kiln_store::StorePath,
+    ) -> StoreResult<std::rc::Rc<kiln_store::derivation::DrvHash>> {
         Err(format!(
-            "this store cannot read the derivation '{drv_path}'"
+            "this store cannot read the derivation '{}'",
+            drv_path.base_name()
         ))
     }
 
@@ -102,26 +112,20 @@ pub struct PathRequest<'a> {
     pub expected_sha256: Option<&'a kiln_store::Hash>,
 }
 
-/// What instantiation needs to know about an input derivation.
-#[derive(Debug, Clone)]
-pub struct DerivationInfo {
-    /// Unmasked `hashDerivationModulo`.
-    pub hash: kiln_store::derivation::DrvHash,
-    pub outputs: BTreeSet<String>,
-}
-
 /// A store held in memory, for tests and for evaluation without a root.
 /// Paths are derived from a SHA-256 of the content and name, so they are
 /// stable, but they are not the paths Nix would compute.
 pub struct MemoryStore {
-    store_dir: String,
+    store_dir: kiln_store::StoreDir,
     contents: RefCell<BTreeMap<String, Vec<u8>>>,
 }
 
 impl MemoryStore {
-    pub fn new(store_dir: impl Into<String>) -> MemoryStore {
+    /// A store under `store_dir`, which must be a valid store directory
+    /// (callers pass a constant).
+    pub fn new(store_dir: &str) -> MemoryStore {
         MemoryStore {
-            store_dir: store_dir.into(),
+            store_dir: kiln_store::StoreDir::new(store_dir).expect("a valid store directory"),
             contents: RefCell::new(BTreeMap::new()),
         }
     }
@@ -141,7 +145,7 @@ impl MemoryStore {
             .take(32)
             .map(|b| ALPHABET[(*b as usize) % 32] as char)
             .collect();
-        format!("{}/{}-{}", self.store_dir, hash, name)
+        format!("{}/{}-{}", self.store_dir.as_str(), hash, name)
     }
 
     /// The bytes stored at `path` (a file source or a text).
@@ -151,7 +155,7 @@ impl MemoryStore {
 }
 
 impl EvalStore for MemoryStore {
-    fn store_dir(&self) -> &str {
+    fn dir(&self) -> &kiln_store::StoreDir {
         &self.store_dir
     }
 

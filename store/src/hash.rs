@@ -99,11 +99,45 @@ impl FromStr for HashAlgo {
 }
 
 /// A digest together with its algorithm. The digest length always matches
-/// the algorithm.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// the algorithm. The bytes live inline (room for the largest, sha512):
+/// instantiation makes several hashes per derivation, and a heap
+/// allocation for each showed up in profiles.
+#[derive(Clone, Copy)]
 pub struct Hash {
     algo: HashAlgo,
-    digest: Vec<u8>,
+    bytes: [u8; MAX_DIGEST_LEN],
+}
+
+/// The longest digest (sha512).
+const MAX_DIGEST_LEN: usize = 64;
+
+// Equality, order and hashing look at the used bytes only (the rest is
+// always zero, but saying so keeps that an implementation detail).
+impl PartialEq for Hash {
+    fn eq(&self, other: &Hash) -> bool {
+        self.algo == other.algo && self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Hash {}
+
+impl PartialOrd for Hash {
+    fn partial_cmp(&self, other: &Hash) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Hash {
+    fn cmp(&self, other: &Hash) -> std::cmp::Ordering {
+        (self.algo, self.as_bytes()).cmp(&(other.algo, other.as_bytes()))
+    }
+}
+
+impl std::hash::Hash for Hash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.algo.hash(state);
+        self.as_bytes().hash(state);
+    }
 }
 
 impl Hash {
@@ -123,10 +157,14 @@ impl Hash {
                 len: digest.len(),
             });
         }
-        Ok(Hash {
-            algo,
-            digest: digest.to_vec(),
-        })
+        Ok(Hash::inline(algo, digest))
+    }
+
+    /// `digest` must have `algo`'s length (checked by every caller).
+    fn inline(algo: HashAlgo, digest: &[u8]) -> Hash {
+        let mut bytes = [0; MAX_DIGEST_LEN];
+        bytes[..digest.len()].copy_from_slice(digest);
+        Hash { algo, bytes }
     }
 
     /// Parses any form Nix accepts (see the module doc). `expected` supplies
@@ -176,7 +214,7 @@ impl Hash {
                 len: rest.len(),
             });
         }
-        Ok(Hash { algo, digest })
+        Ok(Hash::inline(algo, &digest))
     }
 
     pub fn algo(&self) -> HashAlgo {
@@ -185,13 +223,13 @@ impl Hash {
 
     /// The raw digest bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.digest
+        &self.bytes[..self.algo.digest_len()]
     }
 
     pub fn to_base16(&self) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(self.digest.len() * 2);
-        for byte in &self.digest {
+        let mut out = String::with_capacity(self.algo.base16_len());
+        for byte in self.as_bytes() {
             out.push(char::from(HEX[usize::from(byte >> 4)]));
             out.push(char::from(HEX[usize::from(byte & 0xf)]));
         }
@@ -199,11 +237,11 @@ impl Hash {
     }
 
     pub fn to_nix32(&self) -> String {
-        nixbase32::encode(&self.digest)
+        nixbase32::encode(self.as_bytes())
     }
 
     pub fn to_base64(&self) -> String {
-        BASE64.encode(&self.digest)
+        BASE64.encode(self.as_bytes())
     }
 
     /// `algo-base64`, the Subresource Integrity form.
@@ -312,13 +350,12 @@ impl Hasher {
 
     pub fn finish(self) -> Hash {
         let algo = self.algo();
-        let digest = match self.0 {
-            State::Md5(h) => h.finalize().to_vec(),
-            State::Sha1(h) => h.finalize().to_vec(),
-            State::Sha256(h) => h.finalize().to_vec(),
-            State::Sha512(h) => h.finalize().to_vec(),
-        };
-        Hash { algo, digest }
+        match self.0 {
+            State::Md5(h) => Hash::inline(algo, &h.finalize()),
+            State::Sha1(h) => Hash::inline(algo, &h.finalize()),
+            State::Sha256(h) => Hash::inline(algo, &h.finalize()),
+            State::Sha512(h) => Hash::inline(algo, &h.finalize()),
+        }
     }
 }
 

@@ -119,7 +119,7 @@ impl Kit {
         }
         let drvs = &self.drvs;
         let mut cache = HashMap::new();
-        drv.fill_output_paths::<DerivationError>(&dir, spec.name, &mut |p| {
+        drv.fill_output_paths::<DerivationError, _>(&dir, spec.name, &mut |p| {
             Ok(drv_hash(&dir, drvs, &mut cache, p))
         })
         .unwrap();
@@ -194,7 +194,7 @@ fn drv_hash(
     }
     let drv = &drvs[path];
     let h = drv
-        .hash_modulo::<DerivationError>(dir, false, &mut |p| Ok(drv_hash(dir, drvs, cache, p)))
+        .hash_modulo::<DerivationError, _>(dir, false, &mut |p| Ok(drv_hash(dir, drvs, cache, p)))
         .unwrap();
     cache.insert(path.clone(), h.clone());
     h

@@ -211,8 +211,8 @@ fn derivation_strict(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     }
 
     let store = m.store.clone();
-    let dir = StoreDir::new(store.store_dir()).map_err(|e| store_error(e.to_string()))?;
-    add_inputs(&*store, &dir, &context, &mut drv)?;
+    let dir = store.dir();
+    add_inputs(&*store, dir, &context, &mut drv)?;
 
     drv.builder = special.builder.clone().unwrap_or_default();
     drv.system = special.system.clone().unwrap_or_default();
@@ -232,12 +232,9 @@ fn derivation_strict(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
         .outputs
         .clone()
         .unwrap_or_else(|| vec!["out".to_owned()]);
-    declare_outputs(&dir, &name, &outputs, &special, &mut drv)?;
-    drv.fill_output_paths(&dir, &name, &mut |input: &StorePath| {
-        store
-            .derivation_info(&dir.display(input))
-            .map(|info| info.hash)
-            .map_err(FillError::Store)
+    declare_outputs(dir, &name, &outputs, &special, &mut drv)?;
+    drv.fill_output_paths(dir, &name, &mut |input: &StorePath| {
+        store.derivation_hash(input).map_err(FillError::Store)
     })
     .map_err(EvalError::from)?;
 
@@ -260,7 +257,7 @@ fn derivation_strict(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     for (output, out) in &drv.outputs {
         let text = match out.path() {
             Some(path) => dir.display(path),
-            None => downstream_placeholder(&dir, &drv_path, output)?,
+            None => downstream_placeholder(dir, &drv_path, output)?,
         };
         entries.push((
             Symbol::intern(output),
@@ -485,8 +482,9 @@ fn add_inputs(
                 for path in closure(store, d)? {
                     let parsed = parse(&path)?;
                     if parsed.name().ends_with(".drv") {
-                        let info = store.derivation_info(&path).map_err(store_error)?;
-                        drv.input_drvs.insert(parsed.clone(), info.outputs);
+                        let hash = store.derivation_hash(&parsed).map_err(store_error)?;
+                        let outputs = hash.outputs.iter().map(|(name, _)| name.clone());
+                        drv.input_drvs.insert(parsed.clone(), outputs.collect());
                     }
                     drv.input_srcs.insert(parsed);
                 }

@@ -24,6 +24,7 @@
 //! it and calling [`Derivation::hash_modulo`] unmasked, with a cache: the
 //! same input is reached by many paths in a large graph).
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::{DerivationError, Location};
@@ -43,18 +44,31 @@ pub enum DrvHashKind {
 /// The hash modulo of each output of a derivation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DrvHash {
-    pub outputs: BTreeMap<String, Hash>,
+    /// Sorted by output name. A vector, not a map: nearly every
+    /// derivation has one or two outputs, and instantiation keeps one of
+    /// these per derivation.
+    pub outputs: Vec<(String, Hash)>,
     pub kind: DrvHashKind,
+}
+
+impl DrvHash {
+    /// The hash of output `name`.
+    pub fn get(&self, name: &str) -> Option<&Hash> {
+        self.outputs
+            .binary_search_by(|(output, _)| output.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.outputs[i].1)
+    }
 }
 
 impl Derivation {
     /// `hashDerivationModulo(drv, mask_outputs)`. `input_hash` returns the
     /// (unmasked) hash modulo of an input derivation.
-    pub fn hash_modulo<E: From<DerivationError>>(
+    pub fn hash_modulo<E: From<DerivationError>, H: Borrow<DrvHash>>(
         &self,
         dir: &StoreDir,
         mask_outputs: bool,
-        input_hash: &mut impl FnMut(&StorePath) -> Result<DrvHash, E>,
+        input_hash: &mut impl FnMut(&StorePath) -> Result<H, E>,
     ) -> Result<DrvHash, E> {
         let kind = self.kind().map_err(|problem| DerivationError::BadOutputs {
             at: Location::Field("outputs".to_owned()),
@@ -74,10 +88,10 @@ impl Derivation {
     /// only in the input derivations list (paths in the file, hashes
     /// modulo in the hashed text), so the hash is taken over the file's
     /// bytes with that list swapped.
-    pub fn to_aterm_with_hash_modulo<E: From<DerivationError>>(
+    pub fn to_aterm_with_hash_modulo<E: From<DerivationError>, H: Borrow<DrvHash>>(
         &self,
         dir: &StoreDir,
-        input_hash: &mut impl FnMut(&StorePath) -> Result<DrvHash, E>,
+        input_hash: &mut impl FnMut(&StorePath) -> Result<H, E>,
     ) -> Result<(Vec<u8>, DrvHash), E> {
         let kind = self.kind().map_err(|problem| DerivationError::BadOutputs {
             at: Location::Field("outputs".to_owned()),
@@ -107,11 +121,11 @@ impl Derivation {
     /// base16 hash modulo of each used output, with the outputs of inputs
     /// that share a hash merged; and whether the result is deferred.
     #[allow(clippy::type_complexity)]
-    fn inputs_by_hash<E: From<DerivationError>>(
+    fn inputs_by_hash<E: From<DerivationError>, H: Borrow<DrvHash>>(
         &self,
         dir: &StoreDir,
         kind: DerivationKind,
-        input_hash: &mut impl FnMut(&StorePath) -> Result<DrvHash, E>,
+        input_hash: &mut impl FnMut(&StorePath) -> Result<H, E>,
     ) -> Result<(BTreeMap<String, BTreeSet<String>>, DrvHashKind), E> {
         let mut hash_kind = match kind {
             DerivationKind::Floating => DrvHashKind::Deferred,
@@ -120,11 +134,12 @@ impl Derivation {
         let mut inputs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (drv_path, wanted) in &self.input_drvs {
             let input = input_hash(drv_path)?;
+            let input: &DrvHash = input.borrow();
             if input.kind == DrvHashKind::Deferred {
                 hash_kind = DrvHashKind::Deferred;
             }
             for output in wanted {
-                let hash = input.outputs.get(output).ok_or_else(|| {
+                let hash = input.get(output).ok_or_else(|| {
                     DerivationError::MissingInputOutput {
                         drv: dir.display(drv_path),
                         output: output.clone(),
@@ -143,7 +158,7 @@ impl Derivation {
         let outputs = self
             .outputs
             .keys()
-            .map(|name| (name.clone(), hash.clone()))
+            .map(|name| (name.clone(), hash))
             .collect();
         DrvHash { outputs, kind }
     }

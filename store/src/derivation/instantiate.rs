@@ -17,6 +17,8 @@
 //! The `.drv` path is then the text path of the ATerm
 //! ([`Derivation::drv_path`]).
 
+use std::borrow::Borrow;
+
 use super::error::{DerivationError, Location};
 use super::hash_modulo::{DrvHash, DrvHashKind};
 use super::output::fixed_output_path;
@@ -38,11 +40,11 @@ impl Derivation {
     /// module doc). Input-addressed outputs may be given as
     /// [`DerivationOutput::Deferred`] or with any path: both are recomputed.
     /// `input_hash` returns the unmasked hash modulo of an input derivation.
-    pub fn fill_output_paths<E: From<DerivationError>>(
+    pub fn fill_output_paths<E: From<DerivationError>, H: Borrow<DrvHash>>(
         &mut self,
         dir: &StoreDir,
         drv_name: &str,
-        input_hash: &mut impl FnMut(&StorePath) -> Result<DrvHash, E>,
+        input_hash: &mut impl FnMut(&StorePath) -> Result<H, E>,
     ) -> Result<(), E> {
         let path_error = |source| DerivationError::Path {
             drv_name: drv_name.to_owned(),

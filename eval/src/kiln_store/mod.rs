@@ -15,8 +15,9 @@
 //!
 //! Sources are added through `Store::add_fixed` at once: they are few and
 //! may be large. Text files (`.drv`s, `toFile`) are many and tiny, so they
-//! are kept in memory until [`EvalStore::flush`], which asks the database
-//! once which of them are valid already, writes the others in canonical
+//! are kept in memory until [`EvalStore::flush`]. Which of them are valid
+//! already is asked on a second thread while evaluation goes on
+//! ([`prefetch`]); the flush writes the others in canonical
 //! form (read-only, mtime 1) to one temporary directory in the store,
 //! makes them durable with one `syncfs` (instead of one `fsync` per file),
 //! renames them into place, syncs the store directory once and registers
@@ -31,34 +32,43 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
 
 use kiln_store::hash::{Hash, HashAlgo};
 use kiln_store::store::{Store, ValidPathInfo};
+use kiln_store::derivation::DrvHash;
 use kiln_store::store_path::{make_fixed_output_path, make_text_path};
 use kiln_store::{Derivation, FileIngestionMethod, StoreDir, StorePath};
 use rustc_hash::FxHashMap;
 
-use crate::store::{DerivationInfo, EvalStore, PathRequest, StoreResult};
+use crate::store::{EvalStore, PathRequest, StoreResult};
+
+mod prefetch;
+
+use prefetch::ValidityPrefetch;
 
 /// The store used by `kiln instantiate`, `kiln build FILE` and
 /// `kiln eval` (dry run).
 pub struct KilnEvalStore {
     dir: StoreDir,
-    dir_text: String,
-    /// `None`: dry run, nothing is written.
-    store: Option<Store>,
+    /// `None`: dry run, nothing is written. Shared with the validity
+    /// prefetch thread.
+    store: Option<Arc<Store>>,
     state: RefCell<State>,
 }
 
 #[derive(Default)]
 struct State {
-    /// References of the paths this evaluation produced.
-    references: FxHashMap<String, BTreeSet<String>>,
-    /// Derivations this evaluation produced or read.
-    derivations: FxHashMap<String, DerivationInfo>,
-    /// Text files to write and register at the flush.
+    /// The paths this evaluation produced, with their references.
+    references: FxHashMap<StorePath, BTreeSet<StorePath>>,
+    /// Hash modulo of the derivations this evaluation produced or read.
+    derivations: FxHashMap<StorePath, Rc<DrvHash>>,
+    /// Text files to write and register at the flush (each path once:
+    /// it is queued only when it first enters `references`).
     pending: Vec<Pending>,
-    pending_paths: rustc_hash::FxHashSet<String>,
+    /// Asks which `pending` paths are valid, in their order.
+    prefetch: Option<ValidityPrefetch>,
     /// `meta` JSON to record once the derivations are registered.
     meta: Vec<(StorePath, String)>,
 }
@@ -67,14 +77,12 @@ struct Pending {
     path: StorePath,
     contents: Vec<u8>,
     contents_hash: Hash,
-    references: BTreeSet<StorePath>,
 }
 
 impl KilnEvalStore {
     /// Compute Nix's paths without writing anything.
     pub fn dry_run(dir: StoreDir) -> KilnEvalStore {
         KilnEvalStore {
-            dir_text: dir.as_str().to_owned(),
             dir,
             store: None,
             state: RefCell::new(State::default()),
@@ -85,16 +93,15 @@ impl KilnEvalStore {
     pub fn writing(store: Store) -> KilnEvalStore {
         let dir = store.store_dir().clone();
         KilnEvalStore {
-            dir_text: dir.as_str().to_owned(),
             dir,
-            store: Some(store),
+            store: Some(Arc::new(store)),
             state: RefCell::new(State::default()),
         }
     }
 
     /// The underlying store (None in a dry run).
     pub fn store(&self) -> Option<&Store> {
-        self.store.as_ref()
+        self.store.as_deref()
     }
 
     fn parse(&self, path: &str) -> StoreResult<StorePath> {
@@ -109,31 +116,29 @@ impl KilnEvalStore {
     fn add_text_bytes(
         &self,
         name: &str,
-        contents: &[u8],
+        contents: Vec<u8>,
         references: BTreeSet<StorePath>,
     ) -> StoreResult<StorePath> {
-        let contents_hash = Hash::digest(HashAlgo::Sha256, contents);
+        let contents_hash = Hash::digest(HashAlgo::Sha256, &contents);
         let path = make_text_path(&self.dir, name, &contents_hash, &references)
             .map_err(|e| e.to_string())?;
-        let printed = self.dir.display(&path);
-        let reference_strings: BTreeSet<String> =
-            references.iter().map(|r| self.dir.display(r)).collect();
-        self.state
-            .borrow_mut()
-            .references
-            .insert(printed.clone(), reference_strings);
-        if self.store.is_none() {
-            return Ok(path);
-        }
-        // Whether it is valid already is asked once for all pending files,
-        // at the flush.
         let mut state = self.state.borrow_mut();
-        if state.pending_paths.insert(printed) {
+        let first_time = state
+            .references
+            .insert(path.clone(), references)
+            .is_none();
+        if first_time && let Some(store) = &self.store {
+            let state = &mut *state;
+            if state.prefetch.is_none() {
+                state.prefetch = ValidityPrefetch::start(store.clone());
+            }
+            if let Some(prefetch) = &state.prefetch {
+                prefetch.ask(store.print_path(&path));
+            }
             state.pending.push(Pending {
                 path: path.clone(),
-                contents: contents.to_vec(),
+                contents,
                 contents_hash,
-                references,
             });
         }
         Ok(path)
@@ -189,7 +194,7 @@ impl KilnEvalStore {
         self.state
             .borrow_mut()
             .references
-            .insert(self.dir.display(&path), BTreeSet::new());
+            .insert(path.clone(), BTreeSet::new());
         Ok(path)
     }
 
@@ -208,8 +213,8 @@ impl KilnEvalStore {
 }
 
 impl EvalStore for KilnEvalStore {
-    fn store_dir(&self) -> &str {
-        &self.dir_text
+    fn dir(&self) -> &StoreDir {
+        &self.dir
     }
 
     fn add_source(&self, name: &str, path: &Path) -> StoreResult<String> {
@@ -234,18 +239,20 @@ impl EvalStore for KilnEvalStore {
         references: &BTreeSet<String>,
     ) -> StoreResult<String> {
         let refs = self.parse_all(references)?;
-        let path = self.add_text_bytes(name, text.as_bytes(), refs)?;
+        let path = self.add_text_bytes(name, text.as_bytes().to_vec(), refs)?;
         Ok(self.dir.display(&path))
     }
 
     fn is_valid(&self, path: &str) -> bool {
-        if self.state.borrow().references.contains_key(path) {
+        let Ok(parsed) = self.parse(path) else {
+            return false;
+        };
+        if self.state.borrow().references.contains_key(&parsed) {
             return true;
         }
-        match (&self.store, self.parse(path)) {
-            (Some(store), Ok(p)) => store.is_valid(&p).unwrap_or(false),
-            (None, Ok(_)) => Path::new(path).exists(),
-            _ => false,
+        match &self.store {
+            Some(store) => store.is_valid(&parsed).unwrap_or(false),
+            None => Path::new(path).exists(),
         }
     }
 
@@ -254,51 +261,41 @@ impl EvalStore for KilnEvalStore {
         // from one serialisation.
         let (aterm, hash) = drv
             .to_aterm_with_hash_modulo(&self.dir, &mut |input: &StorePath| {
-                self.derivation_info(&self.dir.display(input))
-                    .map(|info| info.hash)
-                    .map_err(HashInputError::Store)
+                self.derivation_hash(input).map_err(HashInputError::Store)
             })
             .map_err(|e| e.to_string())?;
-        let path = self.add_text_bytes(&format!("{name}.drv"), &aterm, drv.references())?;
+        let path = self.add_text_bytes(&format!("{name}.drv"), aterm, drv.references())?;
         let printed = self.dir.display(&path);
-        self.state.borrow_mut().derivations.insert(
-            printed.clone(),
-            DerivationInfo {
-                hash,
-                outputs: drv.outputs.keys().cloned().collect(),
-            },
-        );
-        Ok(printed)
-    }
-
-    fn derivation_info(&self, drv_path: &str) -> StoreResult<DerivationInfo> {
-        if let Some(info) = self.state.borrow().derivations.get(drv_path) {
-            return Ok(info.clone());
-        }
-        let drv = self.read_derivation(drv_path)?;
-        let hash = drv
-            .hash_modulo(&self.dir, false, &mut |input: &StorePath| {
-                self.derivation_info(&self.dir.display(input))
-                    .map(|info| info.hash)
-                    .map_err(HashInputError::Store)
-            })
-            .map_err(|e| e.to_string())?;
-        let info = DerivationInfo {
-            hash,
-            outputs: drv.outputs.keys().cloned().collect(),
-        };
         self.state
             .borrow_mut()
             .derivations
-            .insert(drv_path.to_owned(), info.clone());
-        Ok(info)
+            .insert(path, Rc::new(hash));
+        Ok(printed)
+    }
+
+    fn derivation_hash(&self, drv_path: &StorePath) -> StoreResult<Rc<DrvHash>> {
+        if let Some(hash) = self.state.borrow().derivations.get(drv_path) {
+            return Ok(hash.clone());
+        }
+        let drv = self.read_derivation(&self.dir.display(drv_path))?;
+        let hash = drv
+            .hash_modulo(&self.dir, false, &mut |input: &StorePath| {
+                self.derivation_hash(input).map_err(HashInputError::Store)
+            })
+            .map_err(|e| e.to_string())?;
+        let hash = Rc::new(hash);
+        self.state
+            .borrow_mut()
+            .derivations
+            .insert(drv_path.clone(), hash.clone());
+        Ok(hash)
     }
 
     fn references(&self, path: &str) -> StoreResult<BTreeSet<String>> {
-        if let Some(refs) = self.state.borrow().references.get(path) {
-            return Ok(refs.clone());
-        }
         let parsed = self.parse(path)?;
+        if let Some(refs) = self.state.borrow().references.get(&parsed) {
+            return Ok(refs.iter().map(|r| self.dir.display(r)).collect());
+        }
         match &self.store {
             Some(store) => Ok(store
                 .references(&parsed)
@@ -328,16 +325,28 @@ impl EvalStore for KilnEvalStore {
         let Some(store) = &self.store else {
             return Ok(());
         };
-        let (pending, meta) = {
+        let (pending, prefetch, meta) = {
             let mut state = self.state.borrow_mut();
-            state.pending_paths.clear();
             (
                 std::mem::take(&mut state.pending),
+                state.prefetch.take(),
                 std::mem::take(&mut state.meta),
             )
         };
+        let prefetched = match prefetch {
+            Some(prefetch) => Some(prefetch.finish()?),
+            None => None,
+        };
         if !pending.is_empty() {
-            install_batch(store, pending)?;
+            let references = |path: &StorePath| {
+                self.state
+                    .borrow()
+                    .references
+                    .get(path)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            install_batch(store, pending, prefetched, &references)?;
         }
         for (drv, json) in meta {
             store
@@ -388,15 +397,27 @@ fn regular_file_nar_hash(contents: &[u8]) -> (Hash, u64) {
 
 /// Write, sync, move into place and register the pending text files that
 /// are not valid yet.
-fn install_batch(store: &Store, pending: Vec<Pending>) -> StoreResult<()> {
+/// `valid` says, when known, which pending paths are valid already.
+fn install_batch(
+    store: &Store,
+    pending: Vec<Pending>,
+    valid: Option<Vec<bool>>,
+    references: &dyn Fn(&StorePath) -> BTreeSet<StorePath>,
+) -> StoreResult<()> {
     use kiln_store::canonicalise::{remove_tree, sync_dir};
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    // One batched lookup for all: which pending paths are valid already.
-    let candidates: Vec<String> = pending.iter().map(|p| store.print_path(&p.path)).collect();
-    let valid = store
-        .database()
-        .valid_among(&candidates)
-        .map_err(|e| err(&e))?;
+    let valid = match valid {
+        Some(valid) if valid.len() == pending.len() => valid,
+        // No worker could be started: one batched lookup for all.
+        _ => {
+            let candidates: Vec<String> =
+                pending.iter().map(|p| store.print_path(&p.path)).collect();
+            store
+                .database()
+                .valid_among(&candidates)
+                .map_err(|e| err(&e))?
+        }
+    };
     let pending: Vec<Pending> = pending
         .into_iter()
         .zip(valid)
@@ -415,7 +436,7 @@ fn install_batch(store: &Store, pending: Vec<Pending>) -> StoreResult<()> {
             nar_hash,
             nar_size,
             deriver: None,
-            references: p.references.clone(),
+            references: references(&p.path),
             registration_time: now_secs(),
             ca: Some(format!("text:{}", p.contents_hash.to_typed_nix32())),
             signatures: Vec::new(),

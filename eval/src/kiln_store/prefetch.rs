@@ -1,0 +1,111 @@
+//! Asking the database which queued text files are valid already, on a
+//! second thread while evaluation goes on.
+//!
+//! A warm `kiln instantiate` of a large package set writes nothing: every
+//! `.drv` is valid. The one database question it must still ask, once per
+//! derivation, used to run at the flush on the evaluation thread. Here the
+//! paths are sent to a worker as they are queued; it answers in batches
+//! (one read transaction each) and the flush collects the answers, in the
+//! order the paths were sent.
+//!
+//! The answer is a hint, as it was before: a path that becomes valid in
+//! between is written again with the same bytes (an atomic rename) and
+//! registered again in the flush's transaction.
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+
+use kiln_store::store::Store;
+
+/// Paths asked in one read transaction, at most.
+const BATCH: usize = 512;
+
+pub(super) struct ValidityPrefetch {
+    sender: Sender<String>,
+    worker: JoinHandle<Result<Vec<bool>, String>>,
+}
+
+impl ValidityPrefetch {
+    /// Start a worker for `store`; `None` if no thread can be started (the
+    /// flush then asks the database itself).
+    pub(super) fn start(store: Arc<Store>) -> Option<ValidityPrefetch> {
+        let (sender, receiver) = mpsc::channel();
+        let worker = std::thread::Builder::new()
+            .name("kiln-validity".into())
+            .spawn(move || answer(&store, &receiver))
+            .ok()?;
+        Some(ValidityPrefetch { sender, worker })
+    }
+
+    /// Queue one printed store path.
+    pub(super) fn ask(&self, path: String) {
+        // A worker that stopped early (a database error) reports it at
+        // `finish`; sending to it then fails, which is fine.
+        let _ = self.sender.send(path);
+    }
+
+    /// Whether each path asked is valid, in the order asked.
+    pub(super) fn finish(self) -> Result<Vec<bool>, String> {
+        drop(self.sender);
+        self.worker
+            .join()
+            .unwrap_or_else(|_| Err("the store validity worker panicked".to_owned()))
+    }
+}
+
+/// The worker: answer batches until the sender is dropped.
+fn answer(store: &Store, receiver: &Receiver<String>) -> Result<Vec<bool>, String> {
+    let mut answers = Vec::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    // Block for the first path of a batch, then take what is already
+    // queued without waiting.
+    while let Ok(first) = receiver.recv() {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match receiver.try_recv() {
+                Ok(path) => batch.push(path),
+                Err(_) => break,
+            }
+        }
+        let valid = store
+            .database()
+            .valid_among(&batch)
+            .map_err(|e| e.to_string())?;
+        answers.extend(valid);
+        batch.clear();
+    }
+    Ok(answers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_store::StoreDir;
+    use kiln_store::store::StoreConfig;
+
+    #[test]
+    fn answers_in_the_order_asked() {
+        let root = tempfile::tempdir().expect("temp root");
+        let store = Store::open(StoreConfig {
+            root: root.path().to_path_buf(),
+            store_dir: StoreDir::new("/nix/store").expect("dir"),
+        })
+        .expect("open store");
+        let source = root.path().join("file");
+        std::fs::write(&source, "x").expect("write");
+        let added = store.add_path(&source, "file").expect("add");
+        let valid = store.print_path(&added);
+        let missing = "/nix/store/00000000000000000000000000000000-missing".to_owned();
+        let prefetch = ValidityPrefetch::start(Arc::new(store)).expect("worker");
+        let asked: Vec<String> = (0..1500)
+            .map(|i| if i % 3 == 0 { valid.clone() } else { missing.clone() })
+            .collect();
+        for path in &asked {
+            prefetch.ask(path.clone());
+        }
+        let answers = prefetch.finish().expect("answers");
+        let expected: Vec<bool> = (0..1500).map(|i| i % 3 == 0).collect();
+        assert_eq!(answers, expected);
+    }
+}
