@@ -132,7 +132,7 @@ impl KilnEvalStore {
             if state.prefetch.is_none() {
                 state.prefetch = ValidityPrefetch::start(store.clone());
             }
-            if let Some(prefetch) = &state.prefetch {
+            if let Some(prefetch) = &mut state.prefetch {
                 prefetch.ask(store.print_path(&path));
             }
             state.pending.push(Pending {

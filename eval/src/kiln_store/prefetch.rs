@@ -4,9 +4,10 @@
 //! A warm `kiln instantiate` of a large package set writes nothing: every
 //! `.drv` is valid. The one database question it must still ask, once per
 //! derivation, used to run at the flush on the evaluation thread. Here the
-//! paths are sent to a worker as they are queued; it answers in batches
-//! (one read transaction each) and the flush collects the answers, in the
-//! order the paths were sent.
+//! paths are sent to a worker in batches as they are queued (one message
+//! and one wake-up per batch, not per path); it answers each batch in one
+//! read transaction and the flush collects the answers, in the order the
+//! paths were asked.
 //!
 //! The answer is a hint, as it was before: a path that becomes valid in
 //! between is written again with the same bytes (an atomic rename) and
@@ -18,11 +19,12 @@ use std::thread::JoinHandle;
 
 use kiln_store::store::Store;
 
-/// Paths asked in one read transaction, at most.
-const BATCH: usize = 512;
+/// Paths sent to the worker at once.
+const BATCH: usize = 256;
 
 pub(super) struct ValidityPrefetch {
-    sender: Sender<String>,
+    batch: Vec<String>,
+    sender: Sender<Vec<String>>,
     worker: JoinHandle<Result<Vec<bool>, String>>,
 }
 
@@ -35,18 +37,33 @@ impl ValidityPrefetch {
             .name("kiln-validity".into())
             .spawn(move || answer(&store, &receiver))
             .ok()?;
-        Some(ValidityPrefetch { sender, worker })
+        Some(ValidityPrefetch {
+            batch: Vec::with_capacity(BATCH),
+            sender,
+            worker,
+        })
     }
 
     /// Queue one printed store path.
-    pub(super) fn ask(&self, path: String) {
+    pub(super) fn ask(&mut self, path: String) {
+        self.batch.push(path);
+        if self.batch.len() == BATCH {
+            self.send_batch();
+        }
+    }
+
+    fn send_batch(&mut self) {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
         // A worker that stopped early (a database error) reports it at
         // `finish`; sending to it then fails, which is fine.
-        let _ = self.sender.send(path);
+        let _ = self.sender.send(batch);
     }
 
     /// Whether each path asked is valid, in the order asked.
-    pub(super) fn finish(self) -> Result<Vec<bool>, String> {
+    pub(super) fn finish(mut self) -> Result<Vec<bool>, String> {
+        if !self.batch.is_empty() {
+            self.send_batch();
+        }
         drop(self.sender);
         self.worker
             .join()
@@ -55,25 +72,14 @@ impl ValidityPrefetch {
 }
 
 /// The worker: answer batches until the sender is dropped.
-fn answer(store: &Store, receiver: &Receiver<String>) -> Result<Vec<bool>, String> {
+fn answer(store: &Store, receiver: &Receiver<Vec<String>>) -> Result<Vec<bool>, String> {
     let mut answers = Vec::new();
-    let mut batch = Vec::with_capacity(BATCH);
-    // Block for the first path of a batch, then take what is already
-    // queued without waiting.
-    while let Ok(first) = receiver.recv() {
-        batch.push(first);
-        while batch.len() < BATCH {
-            match receiver.try_recv() {
-                Ok(path) => batch.push(path),
-                Err(_) => break,
-            }
-        }
+    while let Ok(batch) = receiver.recv() {
         let valid = store
             .database()
             .valid_among(&batch)
             .map_err(|e| e.to_string())?;
         answers.extend(valid);
-        batch.clear();
     }
     Ok(answers)
 }
@@ -97,7 +103,7 @@ mod tests {
         let added = store.add_path(&source, "file").expect("add");
         let valid = store.print_path(&added);
         let missing = "/nix/store/00000000000000000000000000000000-missing".to_owned();
-        let prefetch = ValidityPrefetch::start(Arc::new(store)).expect("worker");
+        let mut prefetch = ValidityPrefetch::start(Arc::new(store)).expect("worker");
         let asked: Vec<String> = (0..1500)
             .map(|i| if i % 3 == 0 { valid.clone() } else { missing.clone() })
             .collect();
