@@ -15,7 +15,9 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use crate::builtins;
-use crate::compile::ir::{AttrKey, AttrsCode, Expr, LambdaCode, LetCode, Param, StrPart};
+use crate::compile::ir::{
+    AttrKey, AttrsCode, Expr, LambdaCode, LetCode, Param, StaticLayout, StrPart,
+};
 use crate::env::Env;
 use crate::error::{ErrorKind, EvalError, EvalResult, closest_names};
 use crate::options::EvalOptions;
@@ -586,6 +588,11 @@ impl Machine {
     }
 
     fn eval_attrs(&mut self, code: &AttrsCode, env: &Rc<Env>) -> EvalResult<Value> {
+        if let Some(layout) = &code.layout
+            && !code.has_overrides
+        {
+            return Ok(Value::Attrs(self.eval_static_attrs(code, layout, env)));
+        }
         let (scope, mut entries) = if code.recursive {
             // Slots first, then the frame that refers to them, then fill.
             let slots: SmallVec<[Value; 2]> = code
@@ -643,6 +650,44 @@ impl Machine {
             return self.apply_overrides(&attrs, overrides.clone(), &scope, code);
         }
         Ok(Value::Attrs(attrs))
+    }
+
+    /// A literal without dynamic attributes: one vector filled in the
+    /// order worked out at compile time.
+    fn eval_static_attrs(
+        &mut self,
+        code: &AttrsCode,
+        layout: &StaticLayout,
+        env: &Rc<Env>,
+    ) -> Attrs {
+        let mut entries = Vec::with_capacity(code.statics.len());
+        if code.recursive {
+            // Slots first, then the frame that refers to them, then fill.
+            let slots: SmallVec<[Value; 2]> = code
+                .statics
+                .iter()
+                .map(|a| match &*a.value {
+                    Expr::Const(v) => v.clone(),
+                    _ => Value::Thunk(Thunk::uninit()),
+                })
+                .collect();
+            let frame = Env::new(slots, Some(env.clone()));
+            for (slot, attr) in frame.slots.iter().zip(&code.statics) {
+                if let Value::Thunk(t) = slot {
+                    t.init(attr.value.clone(), frame.clone());
+                }
+            }
+            for &i in &layout.order {
+                let i = i as usize;
+                entries.push((code.statics[i].name, frame.slots[i].clone()));
+            }
+        } else {
+            for &i in &layout.order {
+                let attr = &code.statics[i as usize];
+                entries.push((attr.name, self.delay(&attr.value, env)));
+            }
+        }
+        Attrs::from_sorted_with_positions(entries, layout.positions.clone())
     }
 
     /// `rec { __overrides = { … }; … }`: the attributes of `__overrides`
@@ -1070,6 +1115,33 @@ mod tests {
         assert_eq!(
             eval_str("let x = throw \"t\"; in [ (builtins.tryEval x).success (builtins.tryEval x).success ]").unwrap(),
             "[ false false ]"
+        );
+    }
+
+    #[test]
+    fn attribute_set_literals_keep_order_positions_and_recursion() {
+        // Names interned in an order unlike their alphabetical one, built
+        // by the compile-time layout (no dynamic attributes).
+        assert_eq!(
+            eval_str("builtins.attrNames { zz = 1; b = 2; aa = 3; }").unwrap(),
+            "[ \"aa\" \"b\" \"zz\" ]"
+        );
+        assert_eq!(
+            eval_str("let s = rec { y = x + 1; x = 1; z = y * 2; }; in [ s.x s.y s.z ]").unwrap(),
+            "[ 1 2 4 ]"
+        );
+        // Each attribute keeps its own position, whatever the sort did.
+        assert_eq!(
+            eval_str(
+                "let s = {\n  zz = 1;\n  b = 2;\n}; in map (n: (builtins.unsafeGetAttrPos n s).line) [ \"b\" \"zz\" ]"
+            )
+            .unwrap(),
+            "[ 3 2 ]"
+        );
+        // With a dynamic attribute the general path is taken.
+        assert_eq!(
+            eval_str("let k = \"a\"; in builtins.attrNames { ${k} = 1; zz = 2; b = 3; }").unwrap(),
+            "[ \"a\" \"b\" \"zz\" ]"
         );
     }
 

@@ -139,7 +139,45 @@ pub struct AttrsCode {
     /// `"${k}" = v;` entries, evaluated after the static ones (a `null`
     /// name drops the entry).
     pub dynamics: Vec<DynamicAttr>,
+    /// How to build the set straight from `statics` when there are no
+    /// dynamic attributes (the usual case).
+    pub layout: Option<StaticLayout>,
     pub span: Span,
+}
+
+/// A literal's static attributes in symbol order, worked out once at
+/// compile time: each evaluation then fills one vector in that order (no
+/// sorting) and shares one positions table with every other set the
+/// literal makes.
+#[derive(Debug)]
+pub struct StaticLayout {
+    /// Indices into `statics`, in symbol order.
+    pub order: Box<[u32]>,
+    /// The positions of the attributes, in symbol order.
+    pub positions: Rc<[Option<Span>]>,
+}
+
+impl StaticLayout {
+    /// `None` when names repeat (the general path then reports or
+    /// resolves that).
+    pub fn new(statics: &[StaticAttr]) -> Option<StaticLayout> {
+        let mut order: Vec<u32> = (0..statics.len()).map(|i| i as u32).collect();
+        order.sort_by_key(|&i| statics[i as usize].name);
+        let unique = order
+            .windows(2)
+            .all(|w| statics[w[0] as usize].name != statics[w[1] as usize].name);
+        if !unique {
+            return None;
+        }
+        let positions = order
+            .iter()
+            .map(|&i| Some(statics[i as usize].span))
+            .collect();
+        Some(StaticLayout {
+            order: order.into_boxed_slice(),
+            positions,
+        })
+    }
 }
 
 #[derive(Debug)]

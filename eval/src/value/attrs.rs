@@ -16,8 +16,9 @@ use crate::symbol::Symbol;
 #[derive(Debug, Default)]
 struct Inner {
     entries: Vec<(Symbol, Value)>,
-    /// Same order as `entries` when present.
-    positions: Option<Box<[Option<Span>]>>,
+    /// Same order as `entries` when present. Shared: every set made by
+    /// one literal has the same positions.
+    positions: Option<Rc<[Option<Span>]>>,
 }
 
 /// An immutable attribute set.
@@ -74,7 +75,21 @@ impl Attrs {
             .collect();
         Attrs(Rc::new(Inner {
             entries,
-            positions: Some(positions.into_boxed_slice()),
+            positions: Some(positions.into()),
+        }))
+    }
+
+    /// Build from entries already sorted by symbol and without
+    /// duplicates, with their positions (same order, same length).
+    pub fn from_sorted_with_positions(
+        entries: Vec<(Symbol, Value)>,
+        positions: Rc<[Option<Span>]>,
+    ) -> Attrs {
+        debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
+        debug_assert_eq!(entries.len(), positions.len());
+        Attrs(Rc::new(Inner {
+            entries,
+            positions: Some(positions),
         }))
     }
 
@@ -151,32 +166,34 @@ impl Attrs {
         let mut out = Vec::with_capacity(a.len() + b.len());
         let keep_positions = self.0.positions.is_some() || other.0.positions.is_some();
         let mut positions = Vec::new();
+        let mut take = |from: &Attrs, k: usize, out: &mut Vec<(Symbol, Value)>| {
+            out.push(from.0.entries[k].clone());
+            if keep_positions {
+                positions.push(from.pos_at(k));
+            }
+        };
         let (mut i, mut j) = (0, 0);
         while i < a.len() && j < b.len() {
             if a[i].0 < b[j].0 {
-                out.push(a[i].clone());
-                positions.push(self.pos_at(i));
+                take(self, i, &mut out);
                 i += 1;
             } else {
                 if a[i].0 == b[j].0 {
                     i += 1;
                 }
-                out.push(b[j].clone());
-                positions.push(other.pos_at(j));
+                take(other, j, &mut out);
                 j += 1;
             }
         }
-        for (k, entry) in a.iter().enumerate().skip(i) {
-            out.push(entry.clone());
-            positions.push(self.pos_at(k));
+        for k in i..a.len() {
+            take(self, k, &mut out);
         }
-        for (k, entry) in b.iter().enumerate().skip(j) {
-            out.push(entry.clone());
-            positions.push(other.pos_at(k));
+        for k in j..b.len() {
+            take(other, k, &mut out);
         }
         Attrs(Rc::new(Inner {
             entries: out,
-            positions: keep_positions.then(|| positions.into_boxed_slice()),
+            positions: keep_positions.then(|| positions.into()),
         }))
     }
 
