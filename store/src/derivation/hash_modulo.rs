@@ -28,7 +28,7 @@ use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::{DerivationError, Location};
-use super::write::write_input_drvs;
+use super::write::{InputDrvs, write_input_drvs};
 use super::{Derivation, DerivationKind, DerivationOutput};
 use crate::hash::{Hash, HashAlgo, Hasher};
 use crate::store_path::{StoreDir, StorePath};
@@ -79,7 +79,7 @@ impl Derivation {
         }
 
         let (inputs, hash_kind) = self.inputs_by_hash(dir, kind, input_hash)?;
-        let aterm = self.write_aterm(dir, mask_outputs, &inputs);
+        let aterm = self.write_aterm(dir, mask_outputs, InputDrvs::Replaced(&inputs));
         Ok(self.same_hash_for_every_output(Hash::digest(HashAlgo::Sha256, &aterm), hash_kind))
     }
 
@@ -97,12 +97,7 @@ impl Derivation {
             at: Location::Field("outputs".to_owned()),
             problem,
         })?;
-        let by_path = self
-            .input_drvs
-            .iter()
-            .map(|(path, outputs)| (dir.display(path), outputs.clone()))
-            .collect();
-        let (aterm, inputs_span) = self.write_aterm_spanning_inputs(dir, false, &by_path);
+        let (aterm, inputs_span) = self.write_aterm_spanning_inputs(dir, false, InputDrvs::Paths);
         if kind == DerivationKind::Fixed {
             return Ok((aterm, self.fixed_output_hashes(dir)));
         }
@@ -139,12 +134,13 @@ impl Derivation {
                 hash_kind = DrvHashKind::Deferred;
             }
             for output in wanted {
-                let hash = input.get(output).ok_or_else(|| {
-                    DerivationError::MissingInputOutput {
-                        drv: dir.display(drv_path),
-                        output: output.clone(),
-                    }
-                })?;
+                let hash =
+                    input
+                        .get(output)
+                        .ok_or_else(|| DerivationError::MissingInputOutput {
+                            drv: dir.display(drv_path),
+                            output: output.clone(),
+                        })?;
                 inputs
                     .entry(hash.to_base16())
                     .or_default()

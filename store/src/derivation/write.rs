@@ -15,31 +15,22 @@ use crate::store_path::StoreDir;
 impl Derivation {
     /// The `.drv` file contents.
     pub fn to_aterm(&self, dir: &StoreDir) -> Vec<u8> {
-        let inputs = self.input_drvs_by_path(dir);
-        self.write_aterm(dir, false, &inputs)
+        self.write_aterm(dir, false, InputDrvs::Paths)
     }
 
     /// The ATerm with every output path and every env var named after an
     /// output written as `""`.
     pub fn to_aterm_masked(&self, dir: &StoreDir) -> Vec<u8> {
-        let inputs = self.input_drvs_by_path(dir);
-        self.write_aterm(dir, true, &inputs)
+        self.write_aterm(dir, true, InputDrvs::Paths)
     }
 
-    fn input_drvs_by_path(&self, dir: &StoreDir) -> BTreeMap<String, BTreeSet<String>> {
-        self.input_drvs
-            .iter()
-            .map(|(path, outputs)| (dir.display(path), outputs.clone()))
-            .collect()
-    }
-
-    /// The general form: `input_drvs` stands in for the input derivations
-    /// (keys are written unescaped, as Nix does for paths and hashes).
+    /// The general form: `input_drvs` says what stands for the input
+    /// derivations.
     pub(crate) fn write_aterm(
         &self,
         dir: &StoreDir,
         mask_outputs: bool,
-        input_drvs: &BTreeMap<String, BTreeSet<String>>,
+        input_drvs: InputDrvs<'_>,
     ) -> Vec<u8> {
         self.write_aterm_spanning_inputs(dir, mask_outputs, input_drvs)
             .0
@@ -53,7 +44,7 @@ impl Derivation {
         &self,
         dir: &StoreDir,
         mask_outputs: bool,
-        input_drvs: &BTreeMap<String, BTreeSet<String>>,
+        input_drvs: InputDrvs<'_>,
     ) -> (Vec<u8>, Range<usize>) {
         let mut out = Vec::with_capacity(self.size_hint());
         out.extend_from_slice(b"Derive([");
@@ -65,7 +56,7 @@ impl Derivation {
             unquoted(&mut out, name);
             out.push(b',');
             match output.path() {
-                Some(path) if !mask_outputs => unquoted(&mut out, &dir.display(path)),
+                Some(path) if !mask_outputs => quoted_path(&mut out, dir, path),
                 _ => unquoted(&mut out, ""),
             }
             out.push(b',');
@@ -77,12 +68,27 @@ impl Derivation {
 
         out.extend_from_slice(b"],");
         let inputs_start = out.len();
-        write_input_drvs(&mut out, input_drvs);
+        match input_drvs {
+            InputDrvs::Paths => {
+                // Ordered by base name, which is the order of the full
+                // paths too (they share the store directory).
+                write_input_list(&mut out, self.input_drvs.iter(), |out, path| {
+                    quoted_path(out, dir, path)
+                });
+            }
+            InputDrvs::Replaced(map) => write_input_drvs(&mut out, map),
+        }
         let inputs = inputs_start..out.len();
 
         out.push(b',');
-        let srcs: Vec<String> = self.input_srcs.iter().map(|p| dir.display(p)).collect();
-        list(&mut out, &srcs, unquoted);
+        out.push(b'[');
+        for (i, src) in self.input_srcs.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            quoted_path(&mut out, dir, src);
+        }
+        out.push(b']');
         out.push(b',');
         unquoted(&mut out, &self.system);
         out.push(b',');
@@ -120,6 +126,14 @@ impl Derivation {
 pub(crate) fn escaped(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Most strings need no escape. A fold without early exit lets the
+    // compiler test many bytes at once; the copy is then one move.
+    let needs_escape = |b: u8| matches!(b, b'"' | b'\\' | b'\n' | b'\r' | b'\t');
+    if !bytes.iter().fold(false, |any, &b| any | needs_escape(b)) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &[u8] = match b {
@@ -138,20 +152,48 @@ pub(crate) fn escaped(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// What the input derivations list of an ATerm holds.
+#[derive(Clone, Copy)]
+pub(crate) enum InputDrvs<'a> {
+    /// Their store paths (the `.drv` file).
+    Paths,
+    /// Other keys in their place (hashes modulo), already sorted.
+    Replaced(&'a BTreeMap<String, BTreeSet<String>>),
+}
+
 /// The input derivations list: `[("key",["output",…]),…]`.
 pub(crate) fn write_input_drvs(out: &mut Vec<u8>, input_drvs: &BTreeMap<String, BTreeSet<String>>) {
+    write_input_list(out, input_drvs.iter(), |out, key| unquoted(out, key));
+}
+
+/// The input list with each key written by `write_key` (no string is
+/// built for a store path).
+fn write_input_list<'a, K>(
+    out: &mut Vec<u8>,
+    inputs: impl Iterator<Item = (K, &'a BTreeSet<String>)>,
+    write_key: impl Fn(&mut Vec<u8>, K),
+) {
     out.push(b'[');
-    for (i, (path, outputs)) in input_drvs.iter().enumerate() {
+    for (i, (key, outputs)) in inputs.enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.push(b'(');
-        unquoted(out, path);
+        write_key(out, key);
         out.push(b',');
         list(out, outputs, unquoted);
         out.push(b')');
     }
     out.push(b']');
+}
+
+/// A store path as `unquoted` writes it, without building the string.
+fn quoted_path(out: &mut Vec<u8>, dir: &StoreDir, path: &crate::store_path::StorePath) {
+    out.push(b'"');
+    out.extend_from_slice(dir.as_str().as_bytes());
+    out.push(b'/');
+    out.extend_from_slice(path.base_name().as_bytes());
+    out.push(b'"');
 }
 
 /// `"…"` with the bytes as they are (Nix's `printUnquotedString`).
@@ -185,6 +227,12 @@ mod tests {
         let mut out = Vec::new();
         escaped(&mut out, "a\"b\\c\nd\re\tf\u{1}\u{7f}é");
         assert_eq!(out, "\"a\\\"b\\\\c\\nd\\re\\tf\u{1}\u{7f}é\"".as_bytes());
+        // Strings without any escape take the one-copy path.
+        for plain in ["", "plain text é /nix/store/x", "\u{1}\u{7f}"] {
+            let mut out = Vec::new();
+            escaped(&mut out, plain);
+            assert_eq!(out, format!("\"{plain}\"").as_bytes());
+        }
         let mut out = Vec::new();
         unquoted(&mut out, "a\\b");
         assert_eq!(out, b"\"a\\b\"");
