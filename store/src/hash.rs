@@ -250,6 +250,18 @@ impl Hash {
     }
 
     /// `algo:base16`, as in `.drv` fixed-output fingerprints and the database.
+    /// The base16 digits into `buf` (room for sha512), without allocating.
+    pub fn base16_into<'b>(&self, buf: &'b mut [u8; 2 * MAX_DIGEST_LEN]) -> &'b str {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digest = self.as_bytes();
+        for (i, byte) in digest.iter().enumerate() {
+            buf[2 * i] = HEX[usize::from(byte >> 4)];
+            buf[2 * i + 1] = HEX[usize::from(byte & 0xf)];
+        }
+        // Only ASCII digits were written.
+        std::str::from_utf8(&buf[..2 * digest.len()]).unwrap_or_default()
+    }
+
     pub fn to_typed_base16(&self) -> String {
         format!("{}:{}", self.algo, self.to_base16())
     }

@@ -47,8 +47,14 @@ pub fn decoded_len(char_len: usize) -> Option<usize> {
 
 /// Encodes `bytes` as Nix base32.
 pub fn encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(encoded_len(bytes.len()));
+    encode_into(&mut out, bytes);
+    out
+}
+
+/// Appends the Nix base32 of `bytes` to `out`.
+pub fn encode_into(out: &mut String, bytes: &[u8]) {
     let len = encoded_len(bytes.len());
-    let mut out = String::with_capacity(len);
     // Character `len - 1 - n` holds bits 5n .. 5n+4 of the little-endian bit string.
     for n in (0..len).rev() {
         let bit = n * 5;
@@ -59,7 +65,6 @@ pub fn encode(bytes: &[u8]) -> String {
             .map_or(0, |&next| u16::from(next) << (8 - shift));
         out.push(char::from(ALPHABET[usize::from((low | high) & 0x1f)]));
     }
-    out
 }
 
 /// Decodes a Nix base32 string. Fails on a character outside the alphabet,

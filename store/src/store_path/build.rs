@@ -54,12 +54,36 @@ pub fn make_store_path(
     inner_hash: &Hash,
     name: &str,
 ) -> Result<StorePath, StorePathError> {
-    // "{ty}:{typed base16}:{dir}:{name}", hashed as it is written.
+    hash_store_path(dir, &[ty], None, inner_hash, name)
+}
+
+/// [`make_store_path`] with the type given in pieces (`type_parts`
+/// concatenated, then `:{dir}/{ref}` for each of `refs`): everything is
+/// hashed as it is written, without building the fingerprint string.
+/// Computing paths is a large part of instantiating a derivation.
+fn hash_store_path(
+    dir: &StoreDir,
+    type_parts: &[&str],
+    refs: Option<&BTreeSet<StorePath>>,
+    inner_hash: &Hash,
+    name: &str,
+) -> Result<StorePath, StorePathError> {
     let mut hasher = Hasher::new(HashAlgo::Sha256);
+    for part in type_parts {
+        hasher.update(part.as_bytes());
+    }
+    for reference in refs.into_iter().flatten() {
+        hasher.update(b":");
+        hasher.update(dir.as_str().as_bytes());
+        hasher.update(b"/");
+        hasher.update(reference.base_name().as_bytes());
+    }
+    let mut hex = [0; 128];
     for part in [
-        ty,
         ":",
-        &inner_hash.to_typed_base16(),
+        inner_hash.algo().name(),
+        ":",
+        inner_hash.base16_into(&mut hex),
         ":",
         dir.as_str(),
         ":",
@@ -80,12 +104,7 @@ pub fn make_text_path(
     contents_sha256: &Hash,
     refs: &BTreeSet<StorePath>,
 ) -> Result<StorePath, StorePathError> {
-    make_store_path(
-        dir,
-        &type_with_refs(dir, "text", refs, false),
-        contents_sha256,
-        name,
-    )
+    hash_store_path(dir, &["text"], Some(refs), contents_sha256, name)
 }
 
 /// A source path (`nix-store --add`, `builtins.path`): type
@@ -97,12 +116,7 @@ pub fn make_source_path(
     nar_sha256: &Hash,
     refs: &BTreeSet<StorePath>,
 ) -> Result<StorePath, StorePathError> {
-    make_store_path(
-        dir,
-        &type_with_refs(dir, "source", refs, false),
-        nar_sha256,
-        name,
-    )
+    hash_store_path(dir, &["source"], Some(refs), nar_sha256, name)
 }
 
 /// A fixed-output path (`nix-store --add-fixed`, fixed-output derivations).
@@ -141,31 +155,13 @@ pub fn make_output_path(
     output_name: &str,
     drv_name: &str,
 ) -> Result<StorePath, StorePathError> {
-    let name = if output_name == "out" {
-        drv_name.to_owned()
+    let ty = ["output:", output_name];
+    if output_name == "out" {
+        hash_store_path(dir, &ty, None, drv_hash, drv_name)
     } else {
-        format!("{drv_name}-{output_name}")
-    };
-    make_store_path(dir, &format!("output:{output_name}"), drv_hash, &name)
-}
-
-/// `base` followed by `:{dir}/{ref}` for each reference in order, then
-/// `:self` for a self-reference.
-fn type_with_refs(
-    dir: &StoreDir,
-    base: &str,
-    refs: &BTreeSet<StorePath>,
-    self_ref: bool,
-) -> String {
-    let mut ty = base.to_owned();
-    for reference in refs {
-        ty.push(':');
-        ty.push_str(&dir.display(reference));
+        let name = format!("{drv_name}-{output_name}");
+        hash_store_path(dir, &ty, None, drv_hash, &name)
     }
-    if self_ref {
-        ty.push_str(":self");
-    }
-    ty
 }
 
 /// XORs the digest into 20 bytes: byte `i` goes to position `i % 20`.

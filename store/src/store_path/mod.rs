@@ -98,9 +98,13 @@ impl StorePath {
     /// Builds a path from its 20-byte digest and a name, checking the name.
     pub fn from_parts(digest: &[u8; HASH_BYTES], name: &str) -> Result<StorePath, StorePathError> {
         check_name(name)?;
+        let mut base_name = String::with_capacity(HASH_CHARS + 1 + name.len());
+        nixbase32::encode_into(&mut base_name, digest);
+        base_name.push('-');
+        base_name.push_str(name);
         Ok(StorePath {
             digest: *digest,
-            base_name: format!("{}-{}", nixbase32::encode(digest), name),
+            base_name,
         })
     }
 
