@@ -129,7 +129,6 @@ impl Machine {
         };
         machine.builtins = builtins::builtins_set(&machine);
         machine.globals = builtins::global_scope(&machine).into_iter().collect();
-        builtins::derivation::install_wrapper(&mut machine);
         machine
     }
 

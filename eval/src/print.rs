@@ -83,6 +83,10 @@ fn print_into(
             out.push(']');
         }
         Value::Lambda(_) => out.push_str("<LAMBDA>"),
+        // Nix's `derivation` is a lambda.
+        Value::PrimOp(app) if crate::builtins::derivation_wrapper::is_derivation(app) => {
+            out.push_str("<LAMBDA>")
+        }
         Value::PrimOp(app) if app.args.is_empty() => out.push_str("<PRIMOP>"),
         Value::PrimOp(_) => out.push_str("<PRIMOP-APP>"),
         Value::Thunk(_) => out.push_str("<CODE>"),

@@ -143,28 +143,47 @@ impl Writer {
                         ellipsis,
                         at,
                     } => {
-                        let mut attrs = Vec::new();
-                        if *ellipsis {
-                            attrs.push(("ellipsis", "1".to_owned()));
-                        }
-                        if let Some(at) = at {
-                            attrs.push(("name", at.as_str().to_owned()));
-                        }
-                        self.open(depth + 1, "attrspat", &attrs);
-                        let mut names: Vec<&str> =
-                            formals.iter().map(|f| f.name.as_str()).collect();
-                        names.sort_unstable();
-                        for name in names {
-                            self.empty(depth + 2, "attr", &[("name", name.to_owned())]);
-                        }
-                        self.close(depth + 1, "attrspat");
+                        let names = formals.iter().map(|f| f.name.as_str()).collect();
+                        let at = at.map(|at| at.as_str());
+                        self.attrs_pattern(depth + 1, *ellipsis, at, names);
                     }
                 }
+                self.close(depth, "function");
+            }
+            // Nix's `derivation` is the lambda `drvAttrs@{ outputs ? …, ... }`.
+            Value::PrimOp(app) if crate::builtins::derivation_wrapper::is_derivation(app) => {
+                use crate::builtins::derivation_wrapper::{PATTERN_FORMALS, PATTERN_NAME};
+                self.open(depth, "function", &[]);
+                let names = PATTERN_FORMALS.iter().map(|(name, _)| *name).collect();
+                self.attrs_pattern(depth + 1, true, Some(PATTERN_NAME), names);
                 self.close(depth, "function");
             }
             Value::PrimOp(_) | Value::Thunk(_) => self.empty(depth, "unevaluated", &[]),
         }
         Ok(())
+    }
+
+    /// `<attrspat>` of a function with a set pattern.
+    fn attrs_pattern(
+        &mut self,
+        depth: usize,
+        ellipsis: bool,
+        at: Option<&str>,
+        mut names: Vec<&str>,
+    ) {
+        let mut attrs = Vec::new();
+        if ellipsis {
+            attrs.push(("ellipsis", "1".to_owned()));
+        }
+        if let Some(at) = at {
+            attrs.push(("name", at.to_owned()));
+        }
+        self.open(depth, "attrspat", &attrs);
+        names.sort_unstable();
+        for name in names {
+            self.empty(depth + 1, "attr", &[("name", name.to_owned())]);
+        }
+        self.close(depth, "attrspat");
     }
 
     fn attrs(

@@ -203,6 +203,15 @@ fn function_args(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
                 Ok(Value::Attrs(Attrs::from_entries_with_positions(entries)))
             }
         },
+        // Nix's `derivation` is a lambda with a set pattern.
+        Value::PrimOp(app) if super::derivation_wrapper::is_derivation(&app) => {
+            Ok(Value::Attrs(Attrs::from_entries(
+                super::derivation_wrapper::PATTERN_FORMALS
+                    .iter()
+                    .map(|(name, has_default)| (Symbol::intern(name), Value::Bool(*has_default)))
+                    .collect(),
+            )))
+        }
         Value::PrimOp(_) => Ok(Value::Attrs(Attrs::empty())),
         other => Err(type_error("a function", &other)),
     }

@@ -1,10 +1,10 @@
-//! `derivationStrict` and the `derivation` wrapper, as in Nix 2.8.
+//! `derivationStrict`, as in Nix 2.8.
 //!
 //! # The two layers
 //!
-//! `derivation` is written in the language (see [`WRAPPER`]) around the
-//! builtin `derivationStrict`, exactly as Nix's `derivation.nix` is. The
-//! wrapper returns the attributes the user passed plus `drvPath`,
+//! `derivation` ([`super::derivation_wrapper`], native, with the semantics
+//! of Nix's `derivation.nix`) wraps the builtin `derivationStrict` defined
+//! here. The wrapper returns the attributes the user passed plus `drvPath`,
 //! `outPath`, `type = "derivation"`, `outputName`, one attribute per output,
 //! `all` and `drvAttrs`; `drvPath` and the output paths are thunks over one
 //! shared `derivationStrict` call, so nothing is computed or written until
@@ -58,55 +58,13 @@ use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::machine::Machine;
 use crate::store::EvalStore;
 use crate::symbol::Symbol;
-use crate::value::{Attrs, Context, ContextElem, NixString, ThunkState, Value};
+use crate::value::{Attrs, Context, ContextElem, NixString, Value};
 
 pub const BUILTINS: &[Builtin] = &[Builtin {
     name: "derivationStrict",
     arity: 1,
     func: derivation_strict,
 }];
-
-/// `derivation`, with the semantics of Nix 2.8's `derivation.nix`.
-pub const WRAPPER: &str = r#"
-drvAttrs@{ outputs ? [ "out" ], ... }:
-let
-  strict = builtins.derivationStrict drvAttrs;
-  commonAttrs = drvAttrs // (builtins.listToAttrs outputsList) // {
-    all = map (x: x.value) outputsList;
-    inherit drvAttrs;
-  };
-  outputToAttrListElement = outputName: {
-    name = outputName;
-    value = commonAttrs // {
-      outPath = builtins.getAttr outputName strict;
-      drvPath = strict.drvPath;
-      type = "derivation";
-      inherit outputName;
-    };
-  };
-  outputsList = map outputToAttrListElement outputs;
-in (builtins.head outputsList).value
-"#;
-
-/// Compile [`WRAPPER`] and make it the value of `derivation` (a
-/// placeholder thunk in the `builtins` set until now).
-pub(crate) fn install_wrapper(m: &mut Machine) {
-    let Some(Value::Thunk(slot)) = m.builtins.get_str("derivation").cloned() else {
-        return;
-    };
-    let base = m.options.base_dir.clone();
-    // Only a bug in WRAPPER can make this fail; forcing `derivation` then
-    // reports an error instead of the process panicking.
-    if let Ok(lambda) = m.eval_text(
-        "«derivation.nix»".to_owned(),
-        None,
-        WRAPPER.to_owned(),
-        &base,
-        None,
-    ) {
-        *slot.0.borrow_mut() = ThunkState::Done(lambda);
-    }
-}
 
 fn fail(message: impl Into<String>) -> EvalError {
     EvalError::new(ErrorKind::InvalidValue(message.into()), None)

@@ -35,7 +35,8 @@
 //! - `strings.rs` (substring, replaceStrings, split, match, versions, …):
 //!   evaluator engineer
 //! - `json.rs`, `io.rs`, `hash.rs`, `context.rs`: evaluator engineer
-//! - `derivation.rs` (derivationStrict, the `derivation` wrapper),
+//! - `derivation.rs` (derivationStrict), `derivation_wrapper.rs` (the lazy
+//!   `derivation` around it),
 //!   `store_paths.rs` (path, filterSource, toFile, placeholder, storePath):
 //!   derivations engineer (issue 4)
 //! - `toml.rs` (fromTOML): evaluator engineer
@@ -46,6 +47,7 @@ pub mod attrs;
 pub mod context;
 pub mod control;
 pub mod derivation;
+pub mod derivation_wrapper;
 pub mod hash;
 pub mod io;
 pub mod json;
@@ -90,6 +92,7 @@ pub const FAMILIES: &[&[Builtin]] = &[
     context::BUILTINS,
     toml::BUILTINS,
     derivation::BUILTINS,
+    derivation_wrapper::BUILTINS,
     store_paths::BUILTINS,
 ];
 
@@ -176,9 +179,6 @@ pub(crate) fn builtins_set(m: &Machine) -> Attrs {
     for (name, value) in constants(m) {
         entries.push((Symbol::intern(name), value));
     }
-    // Written in the language; filled in by `derivation::install_wrapper`
-    // once the machine can compile it.
-    entries.push((Symbol::intern("derivation"), Value::Thunk(Thunk::uninit())));
     let itself = Thunk::uninit();
     entries.push((Symbol::intern("builtins"), Value::Thunk(itself.clone())));
     let attrs = Attrs::from_entries(entries);

@@ -201,6 +201,12 @@ impl Attrs {
         self.0.positions.as_ref().and_then(|p| p[i])
     }
 
+    /// The source positions of the entries, in [`Attrs::iter`] order, if
+    /// the set came from a literal (for building a set from its entries).
+    pub fn positions(&self) -> Option<&Rc<[Option<Span>]>> {
+        self.0.positions.as_ref()
+    }
+
     /// A copy without the given names.
     pub fn remove(&self, names: &[Symbol]) -> Attrs {
         let entries = self
