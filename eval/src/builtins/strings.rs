@@ -98,10 +98,7 @@ fn from_bytes(bytes: &[u8]) -> String {
 }
 
 fn with_context_of(text: String, source: &NixString) -> NixString {
-    match source.context() {
-        Some(ctx) => NixString::with_context(text, ctx.clone()),
-        None => NixString::new(text),
-    }
+    NixString::with_context_of(text, source)
 }
 
 fn to_string(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {

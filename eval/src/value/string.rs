@@ -9,7 +9,6 @@
 //! so an empty context costs one null pointer.
 
 use std::cell::Cell;
-use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::Rc;
 
@@ -30,13 +29,93 @@ pub enum ContextElem {
 }
 
 /// A set of context elements, ordered so printing and hashing are stable.
-pub type Context = BTreeSet<ContextElem>;
+///
+/// A sorted vector rather than a B-tree: nearly every context holds one
+/// or two elements, and a B-tree's first node alone is ~600 bytes, paid
+/// by every string that mentions a store path.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Context(Vec<ContextElem>);
+
+impl Context {
+    pub fn new() -> Context {
+        Context(Vec::new())
+    }
+
+    /// Add `elem`; false if it was there already.
+    pub fn insert(&mut self, elem: ContextElem) -> bool {
+        match self.0.binary_search(&elem) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, elem);
+                true
+            }
+        }
+    }
+
+    pub fn contains(&self, elem: &ContextElem) -> bool {
+        self.0.binary_search(elem).is_ok()
+    }
+
+    /// The elements in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, ContextElem> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Extend<ContextElem> for Context {
+    fn extend<I: IntoIterator<Item = ContextElem>>(&mut self, items: I) {
+        for elem in items {
+            self.insert(elem);
+        }
+    }
+}
+
+impl FromIterator<ContextElem> for Context {
+    fn from_iter<I: IntoIterator<Item = ContextElem>>(items: I) -> Context {
+        let mut elems: Vec<ContextElem> = items.into_iter().collect();
+        elems.sort();
+        elems.dedup();
+        Context(elems)
+    }
+}
+
+impl<const N: usize> From<[ContextElem; N]> for Context {
+    fn from(elems: [ContextElem; N]) -> Context {
+        elems.into_iter().collect()
+    }
+}
+
+impl IntoIterator for Context {
+    type Item = ContextElem;
+    type IntoIter = std::vec::IntoIter<ContextElem>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Context {
+    type Item = &'a ContextElem;
+    type IntoIter = std::slice::Iter<'a, ContextElem>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
 
 #[derive(Debug)]
 struct Inner {
     // A `String`, not `Box<str>`: converting would reallocate to shrink.
     text: Text,
-    context: Option<Box<Context>>,
+    /// Shared: a string made from one string with context (a substring,
+    /// an interpolation of one derivation) keeps the same context.
+    context: Option<Rc<Context>>,
     /// The interned symbol of this text once it was used as an attribute
     /// name (`NO_SYMBOL` until then): `s.${name}` over names from
     /// `attrNames` then never hashes the text again.
@@ -128,11 +207,20 @@ impl NixString {
         let context = if context.is_empty() {
             None
         } else {
-            Some(Box::new(context))
+            Some(Rc::new(context))
         };
         NixString(Rc::new(Inner {
             text: text.into(),
             context,
+            symbol: Cell::new(NO_SYMBOL),
+        }))
+    }
+
+    /// A string with the same context as `source`.
+    pub fn with_context_of(text: impl Into<Text>, source: &NixString) -> NixString {
+        NixString(Rc::new(Inner {
+            text: text.into(),
+            context: source.0.context.clone(),
             symbol: Cell::new(NO_SYMBOL),
         }))
     }
@@ -201,7 +289,33 @@ impl From<String> for NixString {
 #[derive(Default)]
 pub struct StringBuilder {
     text: String,
-    context: Context,
+    context: Collected,
+}
+
+/// The context gathered so far: the one context of the only piece that
+/// had one is kept shared, not copied (`"${drv}/bin"` and the like).
+#[derive(Default)]
+enum Collected {
+    #[default]
+    None,
+    Shared(Rc<Context>),
+    Owned(Context),
+}
+
+impl Collected {
+    fn owned(&mut self) -> &mut Context {
+        if !matches!(self, Collected::Owned(_)) {
+            let context = match std::mem::take(self) {
+                Collected::Shared(shared) => Rc::unwrap_or_clone(shared),
+                _ => Context::new(),
+            };
+            *self = Collected::Owned(context);
+        }
+        match self {
+            Collected::Owned(context) => context,
+            _ => unreachable!("made owned above"),
+        }
+    }
 }
 
 impl StringBuilder {
@@ -216,11 +330,18 @@ impl StringBuilder {
     /// Append a string value, keeping its context.
     pub fn push(&mut self, s: &NixString) {
         self.text.push_str(s.as_str());
-        s.merge_context_into(&mut self.context);
+        let Some(theirs) = &s.0.context else {
+            return;
+        };
+        match &self.context {
+            Collected::None => self.context = Collected::Shared(theirs.clone()),
+            Collected::Shared(ours) if Rc::ptr_eq(ours, theirs) => {}
+            _ => s.merge_context_into(self.context.owned()),
+        }
     }
 
     pub fn add_context(&mut self, elem: ContextElem) {
-        self.context.insert(elem);
+        self.context.owned().insert(elem);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -228,6 +349,69 @@ impl StringBuilder {
     }
 
     pub fn finish(self) -> NixString {
-        NixString::with_context(self.text, self.context)
+        match self.context {
+            Collected::None => NixString::new(self.text),
+            Collected::Shared(shared) => NixString(Rc::new(Inner {
+                text: self.text.into(),
+                context: Some(shared),
+                symbol: Cell::new(NO_SYMBOL),
+            })),
+            Collected::Owned(context) => NixString::with_context(self.text, context),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(p: &str) -> ContextElem {
+        ContextElem::Path(p.to_owned())
+    }
+
+    #[test]
+    fn context_is_a_sorted_set() {
+        let mut context = Context::new();
+        assert!(context.insert(path("/s/b")));
+        assert!(context.insert(path("/s/a")));
+        assert!(!context.insert(path("/s/b")));
+        context.extend([path("/s/c"), path("/s/a")]);
+        let order: Vec<&ContextElem> = context.iter().collect();
+        assert_eq!(order, [&path("/s/a"), &path("/s/b"), &path("/s/c")]);
+        assert_eq!(
+            Context::from([path("/s/c"), path("/s/a"), path("/s/c")]).len(),
+            2
+        );
+        assert!(context.contains(&path("/s/c")) && !context.contains(&path("/s/d")));
+    }
+
+    #[test]
+    fn builder_shares_one_context_and_merges_several() {
+        let drv = NixString::with_context("/s/x", Context::from([path("/s/x")]));
+        let mut one = StringBuilder::new();
+        one.push_str("at ");
+        one.push(&drv);
+        one.push(&drv);
+        let one = one.finish();
+        assert_eq!(one.as_str(), "at /s/x/s/x");
+        // The same allocation, not a copy.
+        assert!(Rc::ptr_eq(
+            one.0.context.as_ref().unwrap(),
+            drv.0.context.as_ref().unwrap()
+        ));
+
+        let other = NixString::with_context("/s/y", Context::from([path("/s/y")]));
+        let mut two = StringBuilder::new();
+        two.push(&drv);
+        two.push(&other);
+        two.add_context(path("/s/a"));
+        let two = two.finish();
+        let elems: Vec<&ContextElem> = two.context().unwrap().iter().collect();
+        assert_eq!(elems, [&path("/s/a"), &path("/s/x"), &path("/s/y")]);
+        // The shared context of `drv` was not changed by the merge.
+        assert_eq!(drv.context().unwrap().len(), 1);
+
+        let plain = StringBuilder::new().finish();
+        assert!(!plain.has_context());
     }
 }
