@@ -127,7 +127,7 @@ pub fn process_outputs(
                 let actual = match hash.method {
                     FileIngestionMethod::Flat => flat_hash(&scratch, hash.hash.algo())?,
                     FileIngestionMethod::Recursive if hash.hash.algo() == HashAlgo::Sha256 => {
-                        nar_hash.clone()
+                        nar_hash
                     }
                     FileIngestionMethod::Recursive => {
                         kiln_store::nar::hash_path(&scratch, hash.hash.algo())
@@ -139,7 +139,7 @@ pub fn process_outputs(
                     return Err(BuildError::HashMismatch(Box::new(HashMismatch {
                         drv: drv_path.to_string(),
                         path: store_dir.display(path),
-                        expected: hash.hash.clone(),
+                        expected: hash.hash,
                         actual,
                     })));
                 }

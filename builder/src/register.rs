@@ -49,7 +49,7 @@ pub fn install_outputs(
         move_into_place(&out.scratch, &dest)?;
         infos.push(ValidPathInfo {
             path: out.path.clone(),
-            nar_hash: out.nar_hash.clone(),
+            nar_hash: out.nar_hash,
             nar_size: out.nar_size,
             deriver: Some(drv_path.clone()),
             references: out.references.clone(),

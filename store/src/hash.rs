@@ -475,7 +475,7 @@ mod tests {
         // SRI without its padding is accepted, as Nix does.
         assert_eq!(
             Hash::parse("sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU", None),
-            Ok(h.clone())
+            Ok(h)
         );
         // Multi-byte characters must not cause a panic when slicing.
         assert!(Hash::parse(&format!("sha1:{}", "é".repeat(20)), None).is_err());

@@ -278,8 +278,13 @@ fn masked_hash_modulo_of_the_final_drv_gives_its_output_paths() {
                     if hash.kind != DrvHashKind::Regular {
                         return Err("input-addressed but deferred".into());
                     }
-                    let path = make_output_path(&dir, hash.get(output).expect("hash of output"), output, &name)
-                        .map_err(|e| e.to_string())?;
+                    let path = make_output_path(
+                        &dir,
+                        hash.get(output).expect("hash of output"),
+                        output,
+                        &name,
+                    )
+                    .map_err(|e| e.to_string())?;
                     dir.display(&path)
                 }
                 Some(DerivationOutput::Fixed { .. }) => {

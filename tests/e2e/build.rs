@@ -444,7 +444,7 @@ fn fixed_output_hash_is_checked() {
     let good = Hash::digest(HashAlgo::Sha256, b"fetched\n");
     let wrong = Hash::digest(HashAlgo::Sha256, b"something else\n");
     let ok = kit.write(Spec {
-        fixed: Some((FileIngestionMethod::Flat, good.clone())),
+        fixed: Some((FileIngestionMethod::Flat, good)),
         ..Spec::new("fetched", "echo fetched > $out")
     });
     kit.build_ok(&ok);
@@ -459,7 +459,7 @@ fn fixed_output_hash_is_checked() {
     );
 
     let bad = kit.write(Spec {
-        fixed: Some((FileIngestionMethod::Flat, wrong.clone())),
+        fixed: Some((FileIngestionMethod::Flat, wrong)),
         ..Spec::new("fetched-bad", "echo fetched > $out")
     });
     let stderr = kit.build_fails(&bad, &[]);

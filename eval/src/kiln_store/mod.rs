@@ -35,9 +35,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use kiln_store::derivation::DrvHash;
 use kiln_store::hash::{Hash, HashAlgo};
 use kiln_store::store::{Store, ValidPathInfo};
-use kiln_store::derivation::DrvHash;
 use kiln_store::store_path::{make_fixed_output_path, make_text_path};
 use kiln_store::{Derivation, FileIngestionMethod, StoreDir, StorePath};
 use rustc_hash::FxHashMap;
@@ -60,8 +60,9 @@ pub struct KilnEvalStore {
 
 #[derive(Default)]
 struct State {
-    /// The paths this evaluation produced, with their references.
-    references: FxHashMap<StorePath, BTreeSet<StorePath>>,
+    /// The paths this evaluation produced, with their references (in
+    /// order; a slice, as a B-tree node per path would be ~500 bytes).
+    references: FxHashMap<StorePath, Box<[StorePath]>>,
     /// Hash modulo of the derivations this evaluation produced or read.
     derivations: FxHashMap<StorePath, Rc<DrvHash>>,
     /// Text files to write and register at the flush (each path once:
@@ -125,7 +126,7 @@ impl KilnEvalStore {
         let mut state = self.state.borrow_mut();
         let first_time = state
             .references
-            .insert(path.clone(), references)
+            .insert(path.clone(), references.into_iter().collect())
             .is_none();
         if first_time && let Some(store) = &self.store {
             let state = &mut *state;
@@ -194,7 +195,7 @@ impl KilnEvalStore {
         self.state
             .borrow_mut()
             .references
-            .insert(path.clone(), BTreeSet::new());
+            .insert(path.clone(), Box::default());
         Ok(path)
     }
 
@@ -343,7 +344,7 @@ impl EvalStore for KilnEvalStore {
                     .borrow()
                     .references
                     .get(path)
-                    .cloned()
+                    .map(|refs| refs.iter().cloned().collect())
                     .unwrap_or_default()
             };
             install_batch(store, pending, prefetched, &references)?;

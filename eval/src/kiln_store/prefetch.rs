@@ -105,7 +105,13 @@ mod tests {
         let missing = "/nix/store/00000000000000000000000000000000-missing".to_owned();
         let mut prefetch = ValidityPrefetch::start(Arc::new(store)).expect("worker");
         let asked: Vec<String> = (0..1500)
-            .map(|i| if i % 3 == 0 { valid.clone() } else { missing.clone() })
+            .map(|i| {
+                if i % 3 == 0 {
+                    valid.clone()
+                } else {
+                    missing.clone()
+                }
+            })
             .collect();
         for path in &asked {
             prefetch.ask(path.clone());

@@ -62,10 +62,10 @@ impl Store {
         let temp = self.temp_dir()?;
         let content = temp.path().join(CONTENT);
         let ingested = copy_and_hash(src, &content, extra_algo)?;
-        let content_hash = match (flat_hash, ingested.extra.clone()) {
+        let content_hash = match (flat_hash, ingested.extra) {
             (Some(flat), _) => flat,
             (None, Some(extra)) => extra,
-            (None, None) => ingested.nar_sha256.clone(),
+            (None, None) => ingested.nar_sha256,
         };
         let path = make_fixed_output_path(
             self.store_dir(),

@@ -92,7 +92,7 @@ fn every_tree_hashes_like_nix_in_all_encodings() {
         // Parsing each printed form gives back the same hash.
         for form in [nix32, sri, hex] {
             failures.check(
-                Hash::parse(form, Some(HashAlgo::Sha256)).ok() == Some(hash.clone()),
+                Hash::parse(form, Some(HashAlgo::Sha256)).ok() == Some(hash),
                 || format!("{name}: parsing {form} does not give the NAR hash"),
             );
         }
