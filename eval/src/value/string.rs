@@ -9,6 +9,7 @@
 //! so an empty context costs one null pointer.
 
 use std::cell::Cell;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::Rc;
 
@@ -30,43 +31,104 @@ pub enum ContextElem {
 
 /// A set of context elements, ordered so printing and hashing are stable.
 ///
-/// A sorted vector rather than a B-tree: nearly every context holds one
-/// or two elements, and a B-tree's first node alone is ~600 bytes, paid
-/// by every string that mentions a store path.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Context(Vec<ContextElem>);
+/// Nearly every context holds one or two elements, and a B-tree's first
+/// node alone is ~600 bytes, paid by every string that mentions a store
+/// path: small sets are a sorted vector. A string built from thousands of
+/// derivations (a fan-in's inputs) would make sorted insertion quadratic,
+/// so past [`SMALL`] elements the set becomes a B-tree.
+#[derive(Clone, Debug, Default)]
+pub struct Context(Repr);
+
+/// Equal when the elements are, whichever representation holds them.
+impl PartialEq for Context {
+    fn eq(&self, other: &Context) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Context {}
+
+#[derive(Clone, Debug)]
+enum Repr {
+    Small(Vec<ContextElem>),
+    Large(BTreeSet<ContextElem>),
+}
+
+impl Default for Repr {
+    fn default() -> Repr {
+        Repr::Small(Vec::new())
+    }
+}
+
+/// Largest context kept as a sorted vector.
+const SMALL: usize = 16;
 
 impl Context {
     pub fn new() -> Context {
-        Context(Vec::new())
+        Context::default()
     }
 
     /// Add `elem`; false if it was there already.
     pub fn insert(&mut self, elem: ContextElem) -> bool {
-        match self.0.binary_search(&elem) {
-            Ok(_) => false,
-            Err(at) => {
-                self.0.insert(at, elem);
-                true
-            }
+        match &mut self.0 {
+            Repr::Small(elems) => match elems.binary_search(&elem) {
+                Ok(_) => false,
+                Err(_) if elems.len() == SMALL => {
+                    let mut set: BTreeSet<ContextElem> =
+                        std::mem::take(elems).into_iter().collect();
+                    set.insert(elem);
+                    self.0 = Repr::Large(set);
+                    true
+                }
+                Err(at) => {
+                    elems.insert(at, elem);
+                    true
+                }
+            },
+            Repr::Large(set) => set.insert(elem),
         }
     }
 
     pub fn contains(&self, elem: &ContextElem) -> bool {
-        self.0.binary_search(elem).is_ok()
+        match &self.0 {
+            Repr::Small(elems) => elems.binary_search(elem).is_ok(),
+            Repr::Large(set) => set.contains(elem),
+        }
     }
 
     /// The elements in order.
-    pub fn iter(&self) -> std::slice::Iter<'_, ContextElem> {
-        self.0.iter()
+    pub fn iter(&self) -> ContextIter<'_> {
+        match &self.0 {
+            Repr::Small(elems) => ContextIter::Small(elems.iter()),
+            Repr::Large(set) => ContextIter::Large(set.iter()),
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        match &self.0 {
+            Repr::Small(elems) => elems.len(),
+            Repr::Large(set) => set.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
+    }
+}
+
+/// [`Context::iter`].
+pub enum ContextIter<'a> {
+    Small(std::slice::Iter<'a, ContextElem>),
+    Large(std::collections::btree_set::Iter<'a, ContextElem>),
+}
+
+impl<'a> Iterator for ContextIter<'a> {
+    type Item = &'a ContextElem;
+    fn next(&mut self) -> Option<&'a ContextElem> {
+        match self {
+            ContextIter::Small(it) => it.next(),
+            ContextIter::Large(it) => it.next(),
+        }
     }
 }
 
@@ -83,7 +145,12 @@ impl FromIterator<ContextElem> for Context {
         let mut elems: Vec<ContextElem> = items.into_iter().collect();
         elems.sort();
         elems.dedup();
-        Context(elems)
+        if elems.len() > SMALL {
+            // From sorted input a B-tree is built in one pass.
+            Context(Repr::Large(elems.into_iter().collect()))
+        } else {
+            Context(Repr::Small(elems))
+        }
     }
 }
 
@@ -95,17 +162,20 @@ impl<const N: usize> From<[ContextElem; N]> for Context {
 
 impl IntoIterator for Context {
     type Item = ContextElem;
-    type IntoIter = std::vec::IntoIter<ContextElem>;
+    type IntoIter = Box<dyn Iterator<Item = ContextElem>>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        match self.0 {
+            Repr::Small(elems) => Box::new(elems.into_iter()),
+            Repr::Large(set) => Box::new(set.into_iter()),
+        }
     }
 }
 
 impl<'a> IntoIterator for &'a Context {
     type Item = &'a ContextElem;
-    type IntoIter = std::slice::Iter<'a, ContextElem>;
+    type IntoIter = ContextIter<'a>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.iter()
     }
 }
 
@@ -383,6 +453,26 @@ mod tests {
             2
         );
         assert!(context.contains(&path("/s/c")) && !context.contains(&path("/s/d")));
+    }
+
+    #[test]
+    fn a_large_context_stays_a_sorted_set() {
+        // In an order unlike the sorted one, with repeats, past the size
+        // where the representation changes.
+        let names: Vec<String> = (0..200).map(|i| format!("/s/{}", (i * 37) % 101)).collect();
+        let mut context = Context::new();
+        for name in &names {
+            context.insert(path(name));
+        }
+        let mut expected: Vec<ContextElem> = names.iter().map(|n| path(n)).collect();
+        expected.sort();
+        expected.dedup();
+        assert_eq!(expected.len(), 101);
+        assert_eq!(context.len(), 101);
+        assert!(context.iter().eq(expected.iter()));
+        assert!(context.contains(&path("/s/100")));
+        assert_eq!(names.iter().map(|n| path(n)).collect::<Context>(), context);
+        assert!(context.clone().into_iter().eq(expected.into_iter()));
     }
 
     #[test]
