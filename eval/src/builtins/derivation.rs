@@ -109,8 +109,26 @@ struct Special {
     meta: Option<Attrs>,
 }
 
+/// What the walk over the attributes gathers.
+struct Gathered {
+    name: String,
+    drv: Derivation,
+    special: Special,
+    context: Context,
+}
+
 fn derivation_strict(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let attrs = m.force_attrs(&args[0])?;
+    let gathered = gather(m, &attrs)?;
+    instantiate(m, gathered)
+}
+
+/// Walk the attributes in name order into a derivation still without
+/// output paths. Forcing them may instantiate the inputs, recursively (a
+/// chain of 2,000 derivations nests 2,000 walks), so what the walk builds
+/// lives on the heap and this frame stays small.
+#[inline(never)]
+fn gather(m: &mut Machine, attrs: &Attrs) -> EvalResult<Box<Gathered>> {
     let name_value = attrs
         .get_str("name")
         .cloned()
@@ -136,13 +154,16 @@ fn derivation_strict(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
         None => false,
     };
 
-    let mut drv = Derivation {
-        system: String::new(),
-        builder: String::new(),
-        ..Derivation::default()
-    };
-    let mut special = Special::default();
-    let mut context = Context::new();
+    let mut g = Box::new(Gathered {
+        name: String::new(),
+        drv: Derivation {
+            system: String::new(),
+            builder: String::new(),
+            ..Derivation::default()
+        },
+        special: Special::default(),
+        context: Context::new(),
+    });
     let mut json = structured.then(|| String::from("{"));
 
     for (key_sym, value) in attrs.sorted() {
@@ -151,29 +172,48 @@ fn derivation_strict(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
             continue;
         }
         let value = value.clone();
+        let Gathered {
+            drv,
+            special,
+            context,
+            ..
+        } = &mut *g;
         process_attribute(
             m,
             key,
             &value,
             ignore_nulls,
-            &mut drv,
-            &mut special,
-            &mut context,
+            drv,
+            special,
+            context,
             json.as_mut(),
         )
         .map_err(|e| e.context(trace(key), None))?;
     }
     if let Some(mut json) = json {
         json.push('}');
-        drv.env.insert("__json".to_owned(), json);
+        g.drv.env.insert("__json".to_owned(), json);
     }
+    g.name = name;
+    Ok(g)
+}
 
+/// Check the gathered derivation, compute its output paths, write it and
+/// return `{ drvPath, <output> = path; … }`.
+#[inline(never)]
+fn instantiate(m: &mut Machine, g: Box<Gathered>) -> EvalResult<Value> {
+    let Gathered {
+        name,
+        mut drv,
+        mut special,
+        context,
+    } = *g;
     let store = m.store.clone();
     let dir = store.dir();
     add_inputs(&*store, dir, &context, &mut drv)?;
 
-    drv.builder = special.builder.clone().unwrap_or_default();
-    drv.system = special.system.clone().unwrap_or_default();
+    drv.builder = special.builder.take().unwrap_or_default();
+    drv.system = special.system.take().unwrap_or_default();
     if drv.builder.is_empty() {
         return Err(fail("required attribute 'builder' missing"));
     }
@@ -188,7 +228,7 @@ fn derivation_strict(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
 
     let outputs = special
         .outputs
-        .clone()
+        .take()
         .unwrap_or_else(|| vec!["out".to_owned()]);
     declare_outputs(dir, &name, &outputs, &special, &mut drv)?;
     drv.fill_output_paths(dir, &name, &mut |input: &StorePath| {
@@ -232,6 +272,7 @@ fn derivation_strict(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
 }
 
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 fn process_attribute(
     m: &mut Machine,
     key: &str,
