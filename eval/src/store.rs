@@ -54,13 +54,23 @@ pub trait EvalStore {
         Err("this store cannot add filtered, flat or hash-checked paths".to_owned())
     }
 
-    /// Write a `.drv` (named `{name}.drv`) and return its path. Stores that
-    /// compute Nix's paths remember the derivation for
-    /// [`EvalStore::derivation_info`].
-    fn write_derivation(&self, drv: &kiln_store::Derivation, name: &str) -> StoreResult<String> {
-        let dir = kiln_store::StoreDir::new(self.store_dir()).map_err(|e| e.to_string())?;
-        let refs = drv.references().iter().map(|p| dir.display(p)).collect();
-        let aterm = drv.to_aterm(&dir);
+    /// Write a `.drv` (named `{name}.drv`) whose output paths are filled
+    /// in, given its bytes and unmasked hash modulo
+    /// ([`kiln_store::Derivation::instantiate`] computes both); return its
+    /// path. Stores that compute Nix's paths remember the hash for
+    /// [`EvalStore::derivation_hash`].
+    fn add_derivation(
+        &self,
+        drv: &kiln_store::Derivation,
+        name: &str,
+        aterm: Vec<u8>,
+        _hash: kiln_store::derivation::DrvHash,
+    ) -> StoreResult<String> {
+        let refs = drv
+            .references()
+            .iter()
+            .map(|p| self.dir().display(p))
+            .collect();
         self.add_text(
             &format!("{name}.drv"),
             &String::from_utf8_lossy(&aterm),

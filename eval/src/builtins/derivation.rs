@@ -231,12 +231,14 @@ fn instantiate(m: &mut Machine, g: Box<Gathered>) -> EvalResult<Value> {
         .take()
         .unwrap_or_else(|| vec!["out".to_owned()]);
     declare_outputs(dir, &name, &outputs, &special, &mut drv)?;
-    drv.fill_output_paths(dir, &name, &mut |input: &StorePath| {
-        store.derivation_hash(input).map_err(FillError::Store)
-    })
-    .map_err(EvalError::from)?;
-
-    let drv_path = store.write_derivation(&drv, &name).map_err(store_error)?;
+    let (aterm, hash) = drv
+        .instantiate(dir, &name, &mut |input: &StorePath| {
+            store.derivation_hash(input).map_err(FillError::Store)
+        })
+        .map_err(EvalError::from)?;
+    let drv_path = store
+        .add_derivation(&drv, &name, aterm, hash)
+        .map_err(store_error)?;
     if let Some(meta) = &special.meta {
         let json = meta_json(m, meta, &name);
         store

@@ -257,14 +257,13 @@ impl EvalStore for KilnEvalStore {
         }
     }
 
-    fn write_derivation(&self, drv: &Derivation, name: &str) -> StoreResult<String> {
-        // The file and its unmasked hash modulo (what dependents need)
-        // from one serialisation.
-        let (aterm, hash) = drv
-            .to_aterm_with_hash_modulo(&self.dir, &mut |input: &StorePath| {
-                self.derivation_hash(input).map_err(HashInputError::Store)
-            })
-            .map_err(|e| e.to_string())?;
+    fn add_derivation(
+        &self,
+        drv: &Derivation,
+        name: &str,
+        aterm: Vec<u8>,
+        hash: DrvHash,
+    ) -> StoreResult<String> {
         let path = self.add_text_bytes(&format!("{name}.drv"), aterm, drv.references())?;
         let printed = self.dir.display(&path);
         self.state

@@ -33,6 +33,10 @@ use super::{Derivation, DerivationKind, DerivationOutput};
 use crate::hash::{Hash, HashAlgo, Hasher};
 use crate::store_path::{StoreDir, StorePath};
 
+/// The input derivations as the hash modulo writes them (base16 hash of
+/// each used output → output names), and whether the result is deferred.
+pub(super) type InputsByHash = (BTreeMap<String, BTreeSet<String>>, DrvHashKind);
+
 /// Whether output paths can be computed from the hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DrvHashKind {
@@ -78,9 +82,20 @@ impl Derivation {
             return Ok(self.fixed_output_hashes(dir));
         }
 
-        let (inputs, hash_kind) = self.inputs_by_hash(dir, kind, input_hash)?;
-        let aterm = self.write_aterm(dir, mask_outputs, InputDrvs::Replaced(&inputs));
-        Ok(self.same_hash_for_every_output(Hash::digest(HashAlgo::Sha256, &aterm), hash_kind))
+        let inputs = self.inputs_by_hash(dir, kind, input_hash)?;
+        Ok(self.hash_with_inputs(dir, mask_outputs, &inputs))
+    }
+
+    /// [`Derivation::hash_modulo`] for a non-fixed derivation whose inputs
+    /// were looked up already.
+    pub(super) fn hash_with_inputs(
+        &self,
+        dir: &StoreDir,
+        mask_outputs: bool,
+        (inputs, hash_kind): &InputsByHash,
+    ) -> DrvHash {
+        let aterm = self.write_aterm(dir, mask_outputs, InputDrvs::Replaced(inputs));
+        self.same_hash_for_every_output(Hash::digest(HashAlgo::Sha256, &aterm), *hash_kind)
     }
 
     /// The `.drv` file contents ([`Derivation::to_aterm`]) together with
@@ -101,27 +116,37 @@ impl Derivation {
         if kind == DerivationKind::Fixed {
             return Ok((aterm, self.fixed_output_hashes(dir)));
         }
-        let (inputs, hash_kind) = self.inputs_by_hash(dir, kind, input_hash)?;
+        let inputs = self.inputs_by_hash(dir, kind, input_hash)?;
+        let hash = self.hash_with_inputs_swapped(&aterm, inputs_span, &inputs);
+        Ok((aterm, hash))
+    }
+
+    /// The unmasked hash modulo from the `.drv` bytes (`aterm`, whose
+    /// input list is at `inputs_span`) and the inputs by hash.
+    pub(super) fn hash_with_inputs_swapped(
+        &self,
+        aterm: &[u8],
+        inputs_span: std::ops::Range<usize>,
+        (inputs, hash_kind): &InputsByHash,
+    ) -> DrvHash {
         let mut modulo_inputs = Vec::with_capacity(inputs_span.len());
-        write_input_drvs(&mut modulo_inputs, &inputs);
+        write_input_drvs(&mut modulo_inputs, inputs);
         let mut hasher = Hasher::new(HashAlgo::Sha256);
         hasher.update(&aterm[..inputs_span.start]);
         hasher.update(&modulo_inputs);
         hasher.update(&aterm[inputs_span.end..]);
-        let hash = self.same_hash_for_every_output(hasher.finish(), hash_kind);
-        Ok((aterm, hash))
+        self.same_hash_for_every_output(hasher.finish(), *hash_kind)
     }
 
     /// The input derivations as `hashDerivationModulo` writes them: the
     /// base16 hash modulo of each used output, with the outputs of inputs
     /// that share a hash merged; and whether the result is deferred.
-    #[allow(clippy::type_complexity)]
-    fn inputs_by_hash<E: From<DerivationError>, H: Borrow<DrvHash>>(
+    pub(super) fn inputs_by_hash<E: From<DerivationError>, H: Borrow<DrvHash>>(
         &self,
         dir: &StoreDir,
         kind: DerivationKind,
         input_hash: &mut impl FnMut(&StorePath) -> Result<H, E>,
-    ) -> Result<(BTreeMap<String, BTreeSet<String>>, DrvHashKind), E> {
+    ) -> Result<InputsByHash, E> {
         let mut hash_kind = match kind {
             DerivationKind::Floating => DrvHashKind::Deferred,
             _ => DrvHashKind::Regular,
@@ -159,7 +184,7 @@ impl Derivation {
         DrvHash { outputs, kind }
     }
 
-    fn fixed_output_hashes(&self, dir: &StoreDir) -> DrvHash {
+    pub(super) fn fixed_output_hashes(&self, dir: &StoreDir) -> DrvHash {
         let outputs = self
             .outputs
             .iter()

@@ -20,8 +20,9 @@
 use std::borrow::Borrow;
 
 use super::error::{DerivationError, Location};
-use super::hash_modulo::{DrvHash, DrvHashKind};
+use super::hash_modulo::{DrvHash, DrvHashKind, InputsByHash};
 use super::output::fixed_output_path;
+use super::write::InputDrvs;
 use super::{Derivation, DerivationKind, DerivationOutput};
 use crate::hash::{Hash, HashAlgo};
 use crate::nixbase32;
@@ -46,20 +47,67 @@ impl Derivation {
         drv_name: &str,
         input_hash: &mut impl FnMut(&StorePath) -> Result<H, E>,
     ) -> Result<(), E> {
-        let path_error = |source| DerivationError::Path {
-            drv_name: drv_name.to_owned(),
-            source,
+        let kind = self.reset_input_addressed()?;
+        let inputs = match kind {
+            DerivationKind::InputAddressed | DerivationKind::DeferredInputAddressed => {
+                Some(self.inputs_by_hash(dir, kind, input_hash)?)
+            }
+            _ => None,
         };
+        self.fill_with(dir, drv_name, kind, inputs.as_ref())?;
+        Ok(())
+    }
+
+    /// [`Derivation::fill_output_paths`], then the `.drv` bytes and the
+    /// unmasked hash modulo (what dependents need), looking up each input
+    /// derivation's hash once for both.
+    pub fn instantiate<E: From<DerivationError>, H: Borrow<DrvHash>>(
+        &mut self,
+        dir: &StoreDir,
+        drv_name: &str,
+        input_hash: &mut impl FnMut(&StorePath) -> Result<H, E>,
+    ) -> Result<(Vec<u8>, DrvHash), E> {
+        let kind = self.reset_input_addressed()?;
+        let inputs = match kind {
+            DerivationKind::Fixed => None,
+            _ => Some(self.inputs_by_hash(dir, kind, input_hash)?),
+        };
+        self.fill_with(dir, drv_name, kind, inputs.as_ref())?;
+        let (aterm, inputs_span) = self.write_aterm_spanning_inputs(dir, false, InputDrvs::Paths);
+        let hash = match &inputs {
+            Some(inputs) => self.hash_with_inputs_swapped(&aterm, inputs_span, inputs),
+            None => self.fixed_output_hashes(dir),
+        };
+        Ok((aterm, hash))
+    }
+
+    /// Make input-addressed outputs deferred again (their paths are
+    /// recomputed) and say what kind of derivation this is.
+    fn reset_input_addressed(&mut self) -> Result<DerivationKind, DerivationError> {
         for output in self.outputs.values_mut() {
             if let DerivationOutput::InputAddressed { .. } = output {
                 *output = DerivationOutput::Deferred;
             }
         }
-        let kind = self.kind().map_err(|problem| DerivationError::BadOutputs {
+        self.kind().map_err(|problem| DerivationError::BadOutputs {
             at: Location::Field("outputs".to_owned()),
             problem,
-        })?;
+        })
+    }
 
+    /// Fill in the output paths of a derivation of `kind`; `inputs` are
+    /// its inputs by hash (needed when it is input-addressed).
+    fn fill_with(
+        &mut self,
+        dir: &StoreDir,
+        drv_name: &str,
+        kind: DerivationKind,
+        inputs: Option<&InputsByHash>,
+    ) -> Result<(), DerivationError> {
+        let path_error = |source| DerivationError::Path {
+            drv_name: drv_name.to_owned(),
+            source,
+        };
         match kind {
             DerivationKind::Fixed => {
                 for (name, output) in &mut self.outputs {
@@ -78,7 +126,11 @@ impl Derivation {
                 for name in self.outputs.keys() {
                     self.env.insert(name.clone(), String::new());
                 }
-                let hash = self.hash_modulo(dir, true, input_hash)?;
+                let Some(inputs) = inputs else {
+                    // Callers look the inputs up for these kinds.
+                    return Ok(());
+                };
+                let hash = self.hash_with_inputs(dir, true, inputs);
                 if hash.kind == DrvHashKind::Deferred {
                     return Ok(());
                 }
