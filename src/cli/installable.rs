@@ -186,12 +186,10 @@ impl Job {
         let result = self.evaluate(&mut session);
         let found = result.map_err(|err| JobError::User(session.render_error(&err)))?;
         store.flush().map_err(JobError::Store)?;
-        // Everything is written and registered. Freeing the evaluator's
-        // heap value by value would only delay the exit (it is a few
-        // percent of a large instantiation): the process gives it back
-        // at once. The store's database connection goes with it; SQLite
-        // needs no close for durability (each transaction committed).
-        std::mem::forget(session);
+        // Everything is written and registered; the store (and its
+        // database) is closed when `store` goes, the values go with the
+        // process.
+        session.end_without_freeing();
         Ok(found)
     }
 
