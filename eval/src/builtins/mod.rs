@@ -96,12 +96,14 @@ pub const FAMILIES: &[&[Builtin]] = &[
     store_paths::BUILTINS,
 ];
 
-/// Names visible without `builtins.` (besides `__name` for every builtin).
+/// Names visible without `builtins.`; every other builtin is visible as
+/// `__name` instead (as in Nix 2.8, a name is never visible both ways).
 pub const GLOBAL_NAMES: &[&str] = &[
     "abort",
     "baseNameOf",
     "builtins",
     "derivation",
+    "derivationStrict",
     "dirOf",
     "false",
     "fetchGit",
@@ -186,8 +188,8 @@ pub(crate) fn builtins_set(m: &Machine) -> Attrs {
     attrs
 }
 
-/// The names of the global scope and their values: the global names,
-/// `__name` for every builtin, and `__nixPath`, `__currentSystem`, ….
+/// The names of the global scope and their values: the global names, and
+/// `__name` for every other builtin (`__nixPath`, `__currentSystem`, …).
 pub(crate) fn global_scope(m: &Machine) -> Vec<(Symbol, Value)> {
     let mut out = Vec::new();
     for (name, value) in m.builtins.iter() {
@@ -198,8 +200,7 @@ pub(crate) fn global_scope(m: &Machine) -> Vec<(Symbol, Value)> {
         }
         if GLOBAL_NAMES.contains(&text) {
             out.push((name, value.clone()));
-        }
-        if !text.starts_with("__") {
+        } else if !text.starts_with("__") {
             out.push((Symbol::intern(&format!("__{text}")), value.clone()));
         } else {
             out.push((name, value.clone()));
@@ -211,6 +212,38 @@ pub(crate) fn global_scope(m: &Machine) -> Vec<(Symbol, Value)> {
 #[cfg(test)]
 pub(crate) mod testing {
     //! Helpers for builtin tests.
+
+    #[test]
+    fn the_global_scope_is_nix_2_8s() {
+        // Checked against `nix-instantiate --eval` 2.8: plain names for
+        // the global ones, `__` for the others, never both.
+        for visible in [
+            "derivationStrict",
+            "map",
+            "toString",
+            "__add",
+            "__filter",
+            "fromTOML",
+        ] {
+            assert!(
+                eval_str(&format!("let x = {visible}; in 1")).is_ok(),
+                "{visible}"
+            );
+        }
+        for hidden in [
+            "__map",
+            "__derivation",
+            "__toString",
+            "__true",
+            "add",
+            "filter",
+        ] {
+            assert!(
+                eval_str(&format!("let x = {hidden}; in 1")).is_err(),
+                "{hidden}"
+            );
+        }
+    }
 
     /// Evaluate `expr` strictly and print it as `nix-instantiate --eval
     /// --strict` would; errors are returned as their message.
