@@ -26,12 +26,12 @@ pub enum ErrorKind {
         expected: &'static str,
         got: &'static str,
     },
-    #[error("attribute '{name}' missing{}", suggest(.suggestions))]
+    #[error("attribute '{name}' missing{}{}", suggest(.suggestions), fetcher_hint(.name))]
     MissingAttribute {
         name: String,
         suggestions: Vec<String>,
     },
-    #[error("undefined variable '{0}'")]
+    #[error("undefined variable '{name}'{hint}", name = .0, hint = fetcher_hint(.0))]
     UndefinedVariable(String),
     #[error("infinite recursion encountered")]
     InfiniteRecursion,
@@ -55,6 +55,25 @@ pub enum ErrorKind {
     Parse(String),
     #[error("{0}")]
     InvalidValue(String),
+}
+
+/// What to do instead of Nix's fetchers, which kiln leaves out on
+/// purpose: evaluation has no network.
+fn fetcher_hint(name: &str) -> &'static str {
+    const FETCHERS: &[&str] = &[
+        "fetchurl",
+        "fetchTarball",
+        "fetchGit",
+        "fetchMercurial",
+        "fetchTree",
+        "__fetchurl",
+    ];
+    if FETCHERS.contains(&name) {
+        "; kiln does not download during evaluation: write a fixed-output \
+         derivation (one with `outputHash`); only its builder gets the network"
+    } else {
+        ""
+    }
 }
 
 fn suggest(names: &[String]) -> String {
@@ -235,6 +254,20 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetchers_explain_what_to_do_instead() {
+        let undefined = ErrorKind::UndefinedVariable("fetchTarball".into()).to_string();
+        assert!(undefined.contains("fixed-output derivation"), "{undefined}");
+        let missing = ErrorKind::MissingAttribute {
+            name: "fetchurl".into(),
+            suggestions: Vec::new(),
+        }
+        .to_string();
+        assert!(missing.contains("outputHash"), "{missing}");
+        let other = ErrorKind::UndefinedVariable("fetchSomething".into()).to_string();
+        assert_eq!(other, "undefined variable 'fetchSomething'");
+    }
 
     #[test]
     fn suggestions_pick_near_names() {
