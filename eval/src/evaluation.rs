@@ -119,6 +119,8 @@ impl Evaluation {
 
     /// Follow an attribute path like `a.b.0.c` (numbers index lists),
     /// auto-calling functions along the way as `nix-instantiate -A` does.
+    /// The value reached is not called: `nix-instantiate --eval` calls it
+    /// only when `--arg`s are given, instantiation always does.
     pub fn select_path(
         &mut self,
         root: Value,
@@ -161,7 +163,7 @@ impl Evaluation {
                 }
             };
         }
-        self.auto_call(v, args)
+        Ok(v)
     }
 
     /// Render a value; `strict` forces it deeply first (as `--strict`).

@@ -115,7 +115,12 @@ fn evaluate(options: EvalOptions, store_dir: String, args: &EvalArgs) -> Result<
         };
         let mut out = String::new();
         for path in paths {
-            let value = session.select_path(root.clone(), path, &auto_args)?;
+            let mut value = session.select_path(root.clone(), path, &auto_args)?;
+            // As `nix-instantiate --eval`: a function is called only when
+            // arguments were given.
+            if !auto_args.is_empty() {
+                value = session.auto_call(value, &auto_args)?;
+            }
             out.push_str(&session.render(&value, format, args.strict)?);
             if format != OutputFormat::Xml {
                 out.push('\n');

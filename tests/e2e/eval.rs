@@ -72,6 +72,23 @@ fn auto_calls_a_file_with_args_and_selects_attributes() {
 }
 
 #[test]
+fn a_function_is_called_only_with_args_or_along_a_path_as_in_nix() {
+    // Each expected output checked with `nix-instantiate --eval` 2.8.
+    let env = TestEnv::new();
+    let f = "{ x ? 1 }: { a = x; }";
+    assert_eq!(env.ok(&["eval", "-E", f]), "<LAMBDA>\n");
+    assert_eq!(env.ok(&["eval", "-E", f, "-A", "a"]), "1\n");
+    assert_eq!(
+        env.ok(&["eval", "-E", "{ x ? 1 }: x", "--arg", "y", "2"]),
+        "1\n"
+    );
+    assert_eq!(
+        env.ok(&["eval", "-E", "{ x ? 1 }: x", "--arg", "x", "2"]),
+        "2\n"
+    );
+}
+
+#[test]
 fn search_path_from_option_and_environment() {
     let env = TestEnv::new();
     env.write("lib1/util.nix", "40");
