@@ -587,8 +587,8 @@ impl Machine {
     }
 
     fn eval_attrs(&mut self, code: &AttrsCode, env: &Rc<Env>) -> EvalResult<Value> {
-        if let Some(layout) = &code.layout
-            && !code.has_overrides
+        if !code.has_overrides
+            && let Some(layout) = code.layout()
         {
             return Ok(Value::Attrs(self.eval_static_attrs(code, layout, env)));
         }

@@ -140,9 +140,25 @@ pub struct AttrsCode {
     /// name drops the entry).
     pub dynamics: Vec<DynamicAttr>,
     /// How to build the set straight from `statics` when there are no
-    /// dynamic attributes (the usual case).
-    pub layout: Option<StaticLayout>,
+    /// dynamic attributes (the usual case); worked out when the literal is
+    /// first evaluated, so literals never evaluated cost nothing.
+    pub layout: std::cell::OnceCell<Option<StaticLayout>>,
     pub span: Span,
+}
+
+impl AttrsCode {
+    /// The static layout, if the set can be built from it.
+    pub fn layout(&self) -> Option<&StaticLayout> {
+        self.layout
+            .get_or_init(|| {
+                if self.dynamics.is_empty() {
+                    StaticLayout::new(&self.statics)
+                } else {
+                    None
+                }
+            })
+            .as_ref()
+    }
 }
 
 /// A literal's static attributes in symbol order, worked out once at

@@ -27,7 +27,7 @@ use crate::symbol::Symbol;
 use crate::value::Value;
 use ir::{
     AttrKey, AttrsCode, BinOp, DynamicAttr, Expr, Formal, LambdaCode, LetCode, Param, StaticAttr,
-    StaticLayout, StrPart,
+    StrPart,
 };
 use scope::{Resolution, Scope, Scopes};
 
@@ -431,17 +431,12 @@ impl Compiler<'_> {
         }
         let overrides = Symbol::intern("__overrides");
         let has_overrides = recursive && statics.iter().any(|a| a.name == overrides);
-        let layout = if dynamics.is_empty() {
-            StaticLayout::new(&statics)
-        } else {
-            None
-        };
         Ok(Expr::Attrs(Rc::new(AttrsCode {
             recursive,
             has_overrides,
             statics,
             dynamics,
-            layout,
+            layout: std::cell::OnceCell::new(),
             span,
         })))
     }
