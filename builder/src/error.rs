@@ -78,8 +78,8 @@ pub enum BuildError {
     #[error("cannot build '{drv}': {what} are not supported yet")]
     Unsupported { drv: String, what: &'static str },
 
-    #[error("build log {0} is truncated (the build was interrupted while writing it)")]
-    LogTruncated(PathBuf),
+    #[error("build log {} is corrupt at byte {offset}", path.display())]
+    LogCorrupt { path: PathBuf, offset: u64 },
 
     /// An error of the store (database, NAR, formats), with what kiln was
     /// doing when it happened.

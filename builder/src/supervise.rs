@@ -1,5 +1,7 @@
 //! Running a builder: stream its output into the log, enforce `--timeout`
 //! and `--max-silent-time`, and stop it when the whole run is cancelled.
+//! The loop also wakes up when buffered log output is due to be written
+//! (at most a second after it arrived), so a quiet build's log is readable.
 //!
 //! stdout and stderr share one pipe so the log keeps their interleaving.
 //! The child (bwrap) leads its own process group; killing that group kills
@@ -115,6 +117,7 @@ pub fn supervise(
     let fd = reader.as_raw_fd();
     loop {
         let now = Instant::now();
+        log.flush_due(now)?;
         if stop.is_none() {
             stop = if cancel.load(Ordering::Relaxed) {
                 Some(Outcome::Cancelled)
@@ -139,6 +142,9 @@ pub fn supervise(
         }
         if let Some(t) = limits.max_silent {
             wait = wait.min((last_output + t).saturating_duration_since(now));
+        }
+        if let Some(deadline) = log.flush_deadline() {
+            wait = wait.min(deadline.saturating_duration_since(now));
         }
         let mut pfd = libc::pollfd {
             fd,
@@ -225,6 +231,48 @@ mod tests {
         let (outcome, _) = run("echo a; sleep 30 & sleep 30", limits);
         assert!(matches!(outcome, Outcome::TimedOut(_)));
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn output_of_a_quiet_builder_reaches_the_log_file_while_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.zst");
+        let mut log = LogWriter::create(path.clone()).unwrap();
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", "echo early; sleep 2.5; echo late"])
+            .process_group(0);
+        let cancel = AtomicBool::new(false);
+        let read = |path: &std::path::Path| {
+            let mut text = Vec::new();
+            let end = crate::log::read_log(path, &mut text).unwrap();
+            (String::from_utf8(text).unwrap(), end)
+        };
+        // Poll the file while the builder sleeps (it is flushed a second
+        // after "early" arrives).
+        let seen_while_running = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let started = Instant::now();
+                loop {
+                    let seen = read(&path);
+                    if !seen.0.is_empty() || started.elapsed() > Duration::from_secs(2) {
+                        return (seen, started.elapsed());
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+            let outcome = supervise(cmd, "t", &mut log, Limits::default(), &cancel, &mut |_| {});
+            assert_eq!(outcome.unwrap(), Outcome::Exited(0));
+            reader.join().unwrap()
+        });
+        let (seen, after) = seen_while_running;
+        assert_eq!(
+            seen,
+            ("early\n".to_string(), crate::log::LogEnd::Incomplete),
+            "after {after:?}"
+        );
+        log.finish().unwrap();
+        let expected = ("early\nlate\n".to_string(), crate::log::LogEnd::Complete);
+        assert_eq!(read(&path), expected);
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! `kiln log PATH|DRV`: print the build log of a derivation, or of the
 //! derivation that built an output path.
+//!
+//! A running build's log is already at its final name and holds what the
+//! builder printed until about a second ago; so does the log of a build
+//! whose kiln was killed. Both are printed with a note on stderr.
 
 use std::io::Write;
 
 use anyhow::{Context, anyhow};
 use clap::Args;
-use kiln_builder::log::{log_path, read_log};
+use kiln_builder::log::{LogEnd, log_path, read_log};
 use kiln_store::StorePath;
 
 use crate::cli::GlobalOpts;
@@ -44,10 +48,10 @@ pub fn run(global: &GlobalOpts, args: &LogArgs) -> anyhow::Result<std::process::
         drvs
     };
     let state = store.state_dir();
-    let Some(file) = drvs
+    let Some((drv, file)) = drvs
         .iter()
-        .map(|d| log_path(&state, &d.to_string()))
-        .find(|f| f.exists())
+        .map(|d| (d, log_path(&state, &d.to_string())))
+        .find(|(_, f)| f.exists())
     else {
         return Err(anyhow!(
             "no build log for {} (it was not built here, or its log was removed)",
@@ -58,6 +62,11 @@ pub fn run(global: &GlobalOpts, args: &LogArgs) -> anyhow::Result<std::process::
     let mut out = stdout.lock();
     let result = read_log(&file, &mut out);
     out.flush()?;
-    result?;
+    if result? == LogEnd::Incomplete {
+        eprintln!(
+            "note: the log of {} is incomplete: its build is still running, or was killed",
+            store.print_path(drv)
+        );
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }
