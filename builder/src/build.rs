@@ -1,4 +1,6 @@
 //! Building one derivation in its sandbox.
+//! A built-in builder (`builtin:fetchurl`, [`crate::builtin`]) takes the
+//! sandbox's place; everything before and after it is the same.
 //!
 //! The build's scratch space is a store temp dir (inside the physical store
 //! directory, so outputs can be renamed into place atomically, and removed
@@ -23,6 +25,7 @@ use std::sync::atomic::AtomicBool;
 use kiln_store::StorePath;
 use kiln_store::store::Store;
 
+use crate::builtin::{BuiltinBuild, is_builtin, run_builtin};
 use crate::check::{Difference, compare_trees};
 use crate::cleanup::Cleaner;
 use crate::environment::{EnvInput, build_env};
@@ -135,14 +138,39 @@ pub fn build_derivation(
     let mut log = LogWriter::create(log_path(&store.state_dir(), &log_name))?;
     observer.started(&printed_drv, &name);
     let t_setup = t_start.elapsed();
-    let outcome = supervise(
-        spec.command(&settings.bwrap),
-        &printed_drv,
-        &mut log,
-        settings.limits,
-        cancel,
-        &mut |line| observer.log_line(&printed_drv, &name, line),
-    );
+    let mut on_line = |line: &str| observer.log_line(&printed_drv, &name, line);
+    // A built-in builder replaces only the sandboxed program: its failure
+    // is a builder failure, its output is processed like any other.
+    let outcome = if is_builtin(&drv.builder) {
+        let build = BuiltinBuild {
+            drv_path: &printed_drv,
+            drv,
+            outputs: outputs
+                .iter()
+                .map(|(n, p)| (n.clone(), scratch_store.join(p.to_string())))
+                .collect(),
+            build_dir: &build_dir,
+            limits: settings.limits,
+            cancel,
+        };
+        run_builtin(&build, &mut log, &mut on_line)
+    } else {
+        supervise(
+            spec.command(&settings.bwrap),
+            &printed_drv,
+            &mut log,
+            settings.limits,
+            cancel,
+            &mut on_line,
+        )
+        .map(|o| {
+            if o.success() {
+                Ok(())
+            } else {
+                Err(o.to_string())
+            }
+        })
+    };
     let tail = log.tail();
     log.finish()?;
     let outcome = outcome?;
@@ -154,11 +182,11 @@ pub fn build_derivation(
         }
         keep_build_dir(store, &planned.drv_path, temp.path())
     };
-    if !outcome.success() {
+    if let Err(outcome) = outcome {
         let kept = keep(temp);
         return Err(BuildError::BuilderFailed {
             drv: printed_drv,
-            outcome: outcome.to_string(),
+            outcome,
             log_tail: tail,
             kept,
         });

@@ -10,6 +10,8 @@
 //! - [`plan`]: which derivations need building, as a graph.
 //! - [`schedule`]: running a DAG of jobs, N at once.
 //! - [`build`]: one derivation: scratch dirs, sandbox, outputs.
+//! - [`builtin`]: built-in builders (`builtin:fetchurl`), run by kiln itself.
+//! - [`fetch`]: downloading a URL (`file://`, `http://`, `https://`).
 //! - [`sandbox`]: the bwrap command line, what a build can see.
 //! - [`environment`]: the builder's environment variables.
 //! - [`supervise`]: running a builder, its log, time limits.
@@ -27,11 +29,13 @@
 //!   fsynced and in place; all outputs of a derivation in one transaction.
 
 pub mod build;
+pub mod builtin;
 pub mod check;
 pub mod cleanup;
 pub mod environment;
 pub mod error;
 pub mod events;
+pub mod fetch;
 pub mod log;
 pub mod outputs;
 pub mod plan;

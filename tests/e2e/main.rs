@@ -3,6 +3,7 @@
 
 mod build;
 mod eval;
+mod fetchurl;
 mod harness;
 mod instantiate;
 mod parse;
