@@ -8,7 +8,7 @@
 //! Format: concatenated zstd frames, which any zstd decoder reads as one
 //! stream (`zstd -dc FILE`). The builder's stdout and stderr, interleaved as
 //! they arrived, are buffered and written as one independent frame (with
-//! content size and checksum) when 64 KiB have gathered or when the oldest
+//! content size and checksum) when 256 KiB have gathered or when the oldest
 //! buffered byte is one second old, so the file holds everything printed
 //! up to about a second ago, whatever kill ends kiln. When the build ends,
 //! the rest is written and then the end marker: a skippable frame (magic
@@ -35,8 +35,10 @@ pub const TAIL_LINES: usize = 25;
 /// Longer lines are shown (not logged) in pieces of this many bytes.
 const MAX_LINE: usize = 64 * 1024;
 
-/// A frame is written once this much output is buffered…
-pub const FRAME_SIZE: usize = 64 * 1024;
+/// A frame is written once this much output is buffered… (Frames are
+/// compressed independently: on build-log-like text, 64 KiB frames came out
+/// 2–16% larger than one stream, 256 KiB ones 0.5–10%.)
+pub const FRAME_SIZE: usize = 256 * 1024;
 
 /// …or once the oldest buffered output is this old.
 pub const FRAME_DELAY: Duration = Duration::from_secs(1);
@@ -241,7 +243,7 @@ enum DecodeError {
 }
 
 /// Read compressed input a chunk at a time, and decode each frame once it
-/// is whole (our frames are at most about 128 KiB, so memory stays small).
+/// is whole (ours hold at most about 320 KiB, so memory stays small).
 fn decode_log(mut input: impl Read, out: &mut impl Write) -> Result<LogEnd, DecodeError> {
     const CHUNK: usize = 128 * 1024;
     let mut decoder = Decoder::new().map_err(DecodeError::Read)?;
