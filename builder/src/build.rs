@@ -42,8 +42,9 @@ use crate::supervise::{Limits, supervise};
 /// Settings shared by every build of a run.
 #[derive(Debug, Clone)]
 pub struct BuildSettings {
-    /// The bwrap binary, already probed.
-    pub bwrap: PathBuf,
+    /// The bwrap binary, already probed (`None` when every build of the
+    /// run is built in).
+    pub bwrap: Option<PathBuf>,
     /// `NIX_BUILD_CORES`.
     pub cores: u32,
     pub limits: Limits,
@@ -154,9 +155,9 @@ pub fn build_derivation(
             cancel,
         };
         run_builtin(&build, &mut log, &mut on_line)
-    } else {
+    } else if let Some(bwrap) = &settings.bwrap {
         supervise(
-            spec.command(&settings.bwrap),
+            spec.command(bwrap),
             &printed_drv,
             &mut log,
             settings.limits,
@@ -170,6 +171,9 @@ pub fn build_derivation(
                 Err(o.to_string())
             }
         })
+    } else {
+        // Not reached: realise probes bwrap whenever a build needs it.
+        Err(BuildError::NoBwrap)
     };
     let tail = log.tail();
     log.finish()?;

@@ -116,7 +116,17 @@ pub fn realise(
     write_etc(etc.path())?;
     let settings = BuildSettings {
         etc_dir: etc.path().to_path_buf(),
-        bwrap: crate::sandbox::probe_bwrap()?,
+        // Probed once, up front, when any build needs the sandbox (a run
+        // of built-in builds only, e.g. downloads, does not).
+        bwrap: if plan
+            .builds
+            .iter()
+            .any(|b| !crate::builtin::is_builtin(&b.drv.builder))
+        {
+            Some(crate::sandbox::probe_bwrap()?)
+        } else {
+            None
+        },
         cores: options.cores,
         limits: options.limits,
         keep_failed: options.keep_failed,

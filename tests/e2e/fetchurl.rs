@@ -329,6 +329,37 @@ fn file_urls_are_copied() {
 }
 
 #[test]
+fn a_run_of_downloads_only_needs_no_bubblewrap() {
+    // No `require_bwrap`: this is the case where it is not needed.
+    let env = TestEnv::new();
+    let local = env.write("local.txt", LOCAL);
+    let expr = fetchurl(
+        &format!("file://{}", local.display()),
+        &format!("sha256 = \"{LOCAL_SHA256}\";"),
+    );
+    let empty = env.work().join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = env
+        .kiln()
+        .env("PATH", &empty)
+        .args([
+            "--store-dir",
+            "/nix/store",
+            "build",
+            "--no-out-link",
+            "--print-out-paths",
+            "-E",
+            &expr,
+        ])
+        .output()
+        .expect("run kiln");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), LOCAL_OUT);
+    assert_eq!(std::fs::read(real(&env, LOCAL_OUT)).unwrap(), LOCAL);
+}
+
+#[test]
 fn unpack_restores_a_served_nar() {
     if !require_bwrap() {
         return;
