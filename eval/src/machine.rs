@@ -405,8 +405,11 @@ impl Machine {
                 span,
             } => self.eval_select(target, path, default.as_deref(), *span, env),
             Expr::HasAttr { target, path } => {
+                // Only the sets on the way are forced: `x ? a` asks whether
+                // `a` exists, never what it is (Nix's `fix (x: { a = x ? a; })`).
                 let mut v = self.eval(target, env)?;
-                for key in path.iter() {
+                let last = path.len().saturating_sub(1);
+                for (i, key) in path.iter().enumerate() {
                     let Value::Attrs(attrs) = v else {
                         return Ok(Value::Bool(false));
                     };
@@ -414,6 +417,7 @@ impl Machine {
                         return Ok(Value::Bool(false));
                     };
                     match attrs.get(name) {
+                        Some(_) if i == last => return Ok(Value::Bool(true)),
                         Some(found) => v = self.force(found)?,
                         None => return Ok(Value::Bool(false)),
                     }
@@ -1103,6 +1107,18 @@ mod tests {
         );
         let err = eval_str("let f = n: 1 + f (n + 1); in f 0").unwrap_err();
         assert!(err.contains("stack overflow"), "{err}");
+    }
+
+    #[test]
+    fn has_attr_does_not_force_the_attribute_it_asks_about() {
+        // Expected values from Nix 2.8 (`nix-instantiate --eval --strict`).
+        assert_eq!(
+            eval_str(
+                "let fix = f: let x = f x; in x; in [ (fix (x: { a = if x ? a then \"a\" else \"b\"; })) ({ a = throw \"no\"; } ? a) ({ a = { b = 1; }; } ? a.b) ({ a = 1; } ? a.b) ]"
+            )
+            .unwrap(),
+            "[ { a = \"a\"; } true true false ]"
+        );
     }
 
     #[test]
