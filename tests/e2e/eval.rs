@@ -1,7 +1,7 @@
 //! `kiln eval`: printing like `nix-instantiate --eval`, auto-calling with
 //! `--arg`/`--argstr`, `-A`, search paths, and errors with positions.
 
-use crate::harness::TestEnv;
+use crate::kit::TestEnv;
 
 #[test]
 fn prints_values_like_nix() {

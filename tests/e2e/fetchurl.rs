@@ -9,17 +9,13 @@
 //! depends only on its name, hash and hash mode, not on the URL, so the
 //! random port of the test server does not change them.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use kiln_store::store::{Store, StoreConfig};
 use kiln_store::{StoreDir, StorePath};
 
-use crate::harness::{TestEnv, require_bwrap};
+use crate::kit::{Server, TestEnv, require_bwrap};
 
 /// Served at `/f`; sha256 d8d2c488…
 const SERVED: &[u8] = b"served by the kiln test server\n";
@@ -52,72 +48,6 @@ const PROXY_VARS: &[&str] = &[
     "HTTPS_PROXY",
     "ALL_PROXY",
 ];
-
-/// An HTTP/1.1 server on 127.0.0.1 answering from fixed routes (path →
-/// status line plus extra headers, body); anything else is a 404. It
-/// answers at most 32 requests and stops by itself after a minute.
-struct Server {
-    base: String,
-}
-
-impl Server {
-    fn start(routes: Vec<(&'static str, &'static str, Vec<u8>)>) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let routes: BTreeMap<&str, (&str, Vec<u8>)> = routes
-            .into_iter()
-            .map(|(path, head, body)| (path, (head, body)))
-            .collect();
-        std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            let mut answered = 0;
-            while answered < 32 && Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        answered += 1;
-                        answer(stream, &routes);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        Server { base }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-fn answer(stream: TcpStream, routes: &BTreeMap<&str, (&str, Vec<u8>)>) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let Ok(clone) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(clone);
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    let mut header = String::new();
-    while reader.read_line(&mut header).unwrap_or(0) > 0 && header != "\r\n" {
-        header.clear();
-    }
-    let path = request_line.split(' ').nth(1).unwrap_or("");
-    let (head, body) = routes
-        .get(path)
-        .map(|(head, body)| (*head, body.as_slice()))
-        .unwrap_or(("404 Not Found", b"not here"));
-    let mut stream = stream;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(body);
-}
 
 /// `kiln --store-dir /nix/store build --no-out-link --print-out-paths -E EXPR`.
 fn build(env: &TestEnv, expr: &str) -> std::process::Output {

@@ -5,7 +5,7 @@ use std::path::Path;
 use kiln_store::StoreDir;
 use kiln_store::store::{Store, StoreConfig};
 
-use crate::harness::TestEnv;
+use crate::kit::TestEnv;
 
 fn vectors() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("store/tests/vectors/derivations")

@@ -4,8 +4,8 @@
 mod build;
 mod eval;
 mod fetchurl;
-mod harness;
 mod instantiate;
+mod kit;
 mod parse;
 mod readme;
 mod store;

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use crate::harness::TestEnv;
+use crate::kit::TestEnv;
 
 #[test]
 fn parse_prints_the_tree() {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::harness::{TestEnv, require_bwrap};
+use crate::kit::{TestEnv, require_bwrap};
 
 #[test]
 fn readme_example_builds_and_links_result() {

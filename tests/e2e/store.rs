@@ -12,7 +12,7 @@ use kiln_store::store::{Store, StoreConfig};
 use kiln_store::{Derivation, StoreDir, StorePath};
 use serde_json::Value;
 
-use crate::harness::TestEnv;
+use crate::kit::{Prng, TestEnv};
 
 /// The Nix 2.8 conformance vectors copied into the project.
 fn vectors() -> PathBuf {
@@ -647,14 +647,7 @@ fn killed_add_never_registers_partial_contents() {
 /// `count` files of `size` bytes in nested directories, deterministic and
 /// distinct (so nothing is trivially compressible or deduplicated).
 fn write_big_tree(root: &Path, count: usize, size: usize) {
-    let mut block = vec![0u8; size];
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    for chunk in block.chunks_mut(8) {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
-    }
+    let mut block = Prng::new(0).bytes(size);
     for i in 0..count {
         let dir = root.join(format!("d{:02}", i % 16));
         fs::create_dir_all(&dir).unwrap();
@@ -715,7 +708,7 @@ fn non_root_user_adds_a_directory() {
 
     let is_root = unsafe { libc::geteuid() } == 0;
     let mut cmd = if is_root {
-        let Some(setpriv) = crate::harness::which("setpriv") else {
+        let Some(setpriv) = crate::kit::which("setpriv") else {
             eprintln!("skipped: running as root without setpriv to drop privileges");
             return;
         };
@@ -733,7 +726,7 @@ fn non_root_user_adds_a_directory() {
     } else {
         std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
     };
-    for var in crate::harness::KILN_ENV_VARS {
+    for var in crate::kit::KILN_ENV_VARS {
         cmd.env_remove(var);
     }
     let out = cmd

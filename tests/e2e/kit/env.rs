@@ -1,7 +1,5 @@
-//! The test harness: a fresh root and HOME per test, a clean environment,
-//! and a command builder for the `kiln` binary.
-
-#![allow(dead_code)]
+//! A fresh root and HOME per test, a clean environment, and a command
+//! builder for the `kiln` binary.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -94,6 +92,13 @@ impl TestEnv {
         );
         stderr
     }
+
+    /// `kiln store verify` succeeds: the store is consistent.
+    pub fn assert_store_consistent(&self) {
+        let out = self.run(&["store", "verify"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "store verify failed:\n{stderr}");
+    }
 }
 
 /// Whether the sandbox can run here. Under CI a missing bwrap is a failure:
@@ -120,4 +125,21 @@ fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Whether a process whose command line contains `marker` runs on the host.
+pub fn process_running(marker: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .contains(marker)
+            })
+            .unwrap_or(false)
+    })
 }

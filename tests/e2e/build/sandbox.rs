@@ -1,0 +1,202 @@
+//! The sandbox: no network (except fixed outputs), only the input
+//! closure visible, read-only inputs, a fixed identity and environment,
+//! and no process outliving the build.
+
+use std::collections::BTreeMap;
+
+use kiln_store::{FileIngestionMethod, Hash, HashAlgo};
+
+use crate::kit::{DrvKit, STORE_DIR, Server, Spec, process_running, read, require_bwrap};
+
+#[test]
+fn the_sandbox_has_no_network() {
+    if !require_bwrap() {
+        return;
+    }
+    let server = Server::start(vec![("/", "200 OK", b"reached".to_vec())]);
+    let port = server.port().to_string();
+    let mut kit = DrvKit::new();
+    // The build succeeds only if the connection fails.
+    let drv = kit.write(Spec {
+        env: &[("port", &port)],
+        ..Spec::new(
+            "no-net",
+            "if echo hi | nc -w 2 127.0.0.1 $port; then echo CONNECTED; exit 1; fi; \
+             if wget -q -O- http://127.0.0.1:$port/; then echo CONNECTED; exit 1; fi; \
+             echo isolated > $out",
+        )
+    });
+    kit.build_ok(&drv);
+    assert_eq!(read(&kit.real(&drv)), "isolated\n");
+    assert_eq!(server.accepted(), 0, "the build reached the host's server");
+}
+
+#[test]
+fn the_sandbox_shows_only_the_input_closure_and_no_host_dirs() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = DrvKit::new();
+    // A valid path that is not an input must not be visible.
+    let other_src = kit.env.write("other.txt", "not an input");
+    let other = kit.store.add_path(&other_src, "other").unwrap();
+    let home = kit.env.home().display().to_string();
+    let project = env!("CARGO_MANIFEST_DIR");
+    let other_path = kit.path(&other);
+    let drv = kit.write(Spec {
+        env: &[
+            ("hosthome", &home),
+            ("project", project),
+            ("other", &other_path),
+        ],
+        ..Spec::new(
+            "visible",
+            "mkdir $out; ls /kiln/store > $out/store; ls /etc > $out/etc; ls / > $out/root; \
+             for p in $hosthome $project $other /root /usr /home; do \
+               if [ -e $p ]; then echo $p >> $out/leaks; fi; done; true",
+        )
+    });
+    kit.build_ok(&drv);
+    let out = kit.real(&drv);
+    assert!(
+        !out.join("leaks").exists(),
+        "visible: {}",
+        read(&out.join("leaks"))
+    );
+    let store_listing = read(&out.join("store"));
+    let mut seen: Vec<&str> = store_listing.lines().collect();
+    seen.sort();
+    let mut expected = vec![kit.busybox.to_string(), kit.out(&drv, "out").to_string()];
+    expected.sort();
+    assert_eq!(seen, expected);
+    assert_eq!(read(&out.join("etc")), "group\nhosts\npasswd\n");
+}
+
+#[test]
+fn inputs_are_read_only() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = DrvKit::new();
+    let bb = kit.path(&kit.busybox.clone());
+    let drv = kit.write(Spec {
+        env: &[("bb", &bb)],
+        ..Spec::new(
+            "ro",
+            "if touch $bb/bin/new 2>/dev/null; then exit 1; fi; \
+             if rm -f $bb/bin/busybox; then :; fi; \
+             if [ ! -x $bb/bin/busybox ]; then exit 2; fi; \
+             if echo x >> $bb/bin/busybox; then exit 3; fi; echo ok > $out",
+        )
+    });
+    kit.build_ok(&drv);
+    assert_eq!(read(&kit.real(&drv)), "ok\n");
+}
+
+#[test]
+fn builds_run_as_an_unprivileged_user_with_a_fixed_identity() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = DrvKit::new();
+    let drv = kit.write(Spec::new(
+        "ident",
+        "mkdir $out; id -u > $out/uid; id -g > $out/gid; id -un > $out/user; \
+         hostname > $out/hostname; cat /etc/passwd > $out/passwd; pwd > $out/pwd",
+    ));
+    kit.build_ok(&drv);
+    let out = kit.real(&drv);
+    assert_eq!(read(&out.join("uid")), "1000\n");
+    assert_eq!(read(&out.join("gid")), "100\n");
+    assert_eq!(read(&out.join("user")), "nixbld\n");
+    assert_eq!(read(&out.join("hostname")), "localhost\n");
+    assert_eq!(read(&out.join("pwd")), "/build\n");
+    assert!(read(&out.join("passwd")).contains("nixbld:x:1000:100:"));
+}
+
+#[test]
+fn the_environment_is_as_designed() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = DrvKit::new();
+    let drv = kit.write(Spec {
+        env: &[
+            ("greeting", "hi there"),
+            ("passAsFile", "big"),
+            ("big", "a big value"),
+        ],
+        outputs: &["out", "doc"],
+        ..Spec::new("envy", "env > $out; cat $bigPath > $doc")
+    });
+    kit.build_ok(&drv);
+    let env: BTreeMap<String, String> = read(&kit.real(&drv))
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let out = kit.path(&kit.out(&drv, "out"));
+    let doc = kit.path(&kit.out(&drv, "doc"));
+    for (k, v) in [
+        ("HOME", "/homeless-shelter"),
+        ("PATH", "/path-not-set"),
+        ("TMPDIR", "/build"),
+        ("TEMPDIR", "/build"),
+        ("TMP", "/build"),
+        ("TEMP", "/build"),
+        ("NIX_BUILD_TOP", "/build"),
+        ("NIX_STORE", STORE_DIR),
+        ("NIX_LOG_FD", "2"),
+        ("TERM", "xterm-256color"),
+        ("greeting", "hi there"),
+        ("name", "envy"),
+        ("out", out.as_str()),
+        ("doc", doc.as_str()),
+    ] {
+        assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}");
+    }
+    assert!(env.contains_key("NIX_BUILD_CORES"));
+    assert!(!env.contains_key("big"));
+    assert!(env["bigPath"].starts_with("/build/.attr-"));
+    assert!(!env.contains_key("USER") && !env.contains_key("CARGO"));
+    assert_eq!(
+        read(&kit.store.real_path(&kit.out(&drv, "doc"))),
+        "a big value"
+    );
+}
+
+#[test]
+fn no_process_survives_the_build() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = DrvKit::new();
+    let drv = kit.write(Spec::new(
+        "daemon",
+        "sleep 4242 & (setsid sleep 4243 &) ; nohup sleep 4244 >/dev/null 2>&1 & echo started > $out",
+    ));
+    kit.build_ok(&drv);
+    for marker in ["sleep 4242", "sleep 4243", "sleep 4244"] {
+        assert!(!process_running(marker), "{marker} survived the build");
+    }
+}
+
+#[test]
+fn fixed_output_derivations_may_use_the_network() {
+    if !require_bwrap() {
+        return;
+    }
+    // An HTTP server on the host's loopback.
+    let server = Server::start(vec![("/payload", "200 OK", b"payload\n".to_vec())]);
+    let port = server.port().to_string();
+    let mut kit = DrvKit::new();
+    let hash = Hash::digest(HashAlgo::Sha256, b"payload\n");
+    let fetch = kit.write(Spec {
+        env: &[("port", &port)],
+        fixed: Some((FileIngestionMethod::Flat, hash)),
+        ..Spec::new("fetch", "wget -q -O $out http://127.0.0.1:$port/payload")
+    });
+    kit.build_ok(&fetch);
+    assert_eq!(server.accepted(), 1);
+    assert_eq!(read(&kit.real(&fetch)), "payload\n");
+}

@@ -1,0 +1,15 @@
+//! The shared test kit: a fresh root and HOME per test (`env`), a store
+//! with busybox and a derivation writer for builds (`drv`), one loopback
+//! HTTP server (`http`) and one pseudo-random generator (`prng`).
+
+#![allow(dead_code)]
+
+mod drv;
+mod env;
+mod http;
+mod prng;
+
+pub use drv::{DrvKit, STORE_DIR, Spec};
+pub use env::{KILN_ENV_VARS, TestEnv, process_running, read, require_bwrap, which};
+pub use http::Server;
+pub use prng::Prng;
