@@ -6,7 +6,7 @@
 //!
 //! # Code map
 //!
-//! - [`realise`]: the entry point, `realise(store, targets, options, observer)`.
+//! - [`realise()`]: the entry point, `realise(store, targets, options, observer)`.
 //! - [`plan`]: which derivations need building, as a graph.
 //! - [`schedule`]: running a DAG of jobs, N at once.
 //! - [`build`]: one derivation: scratch dirs, sandbox, outputs.

@@ -7,7 +7,7 @@
 //! once (a directory means its `default.nix`). `scopedImport` is not
 //! cached: its extra names are compiled as the file's outermost lexical
 //! scope, so they shadow the globals as in Nix. `<nix/fetchurl.nix>` and
-//! friends resolve to [`COREPKGS_DIR`](crate::search_path::COREPKGS_DIR)
+//! friends resolve to [`COREPKGS_DIR`]
 //! and are served from memory.
 
 use std::path::{Path, PathBuf};

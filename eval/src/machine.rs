@@ -2,7 +2,7 @@
 //!
 //! Evaluation is a recursive walk over [`Expr`] with an environment.
 //! `eval` always returns a forced value (never a thunk); sub-expressions
-//! that must stay lazy become thunks through [`Machine::delay`], which
+//! that must stay lazy become thunks through `Machine::delay`, which
 //! skips the thunk for constants and variables (they are already values or
 //! thunks). Recursion depth is counted, and the evaluation thread is given
 //! a large stack (see [`crate::run_with_big_stack`]), so runaway recursion

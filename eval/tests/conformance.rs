@@ -160,6 +160,13 @@ fn run_case(dir: PathBuf, case_name: String, kind: String) -> Result<(), String>
 fn nix_language_suite() {
     let dir = suite_dir();
     if !dir.join("MANIFEST.tsv").exists() {
+        // Under CI the data must be there: a suite that silently runs no
+        // case would let CI pass by accident.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but the Nix language suite is missing at {}",
+            dir.display()
+        );
         say!("skipped: Nix language suite not found at {}", dir.display());
         return;
     }

@@ -8,7 +8,7 @@
 //!
 //! # Decisions an evaluator relies on
 //!
-//! - **Names are [`Symbol`]s** (`u32`), interned in the [`Interner`] passed
+//! - **Names are [`Symbol`]s** (`u32`), interned in the [`Interner`](crate::symbol::Interner) passed
 //!   to the parser. Variables, formals, static attribute names and `inherit`
 //!   names are all symbols.
 //! - **Attribute sets arrive merged**, as Nix's parser does it: `a.b = 1;

@@ -94,10 +94,17 @@ fn mutated_inputs_never_panic() {
                 }
             }
         }
-        Err(_) => println!(
-            "skipped: {} not found (mutating snippets only)",
-            dir.display()
-        ),
+        Err(_) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but the Nix language suite is missing at {}",
+                dir.display()
+            );
+            println!(
+                "skipped: {} not found (mutating snippets only)",
+                dir.display()
+            )
+        }
     }
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut count = 0;

@@ -20,7 +20,7 @@ use crate::exit;
 
 /// Work with the store: add files, inspect paths, query the reference graph.
 ///
-/// Store paths may be given as logical paths (/kiln/store/<hash>-<name>), as
+/// Store paths may be given as logical paths (`/kiln/store/<hash>-<name>`), as
 /// the same path under the physical root, or as a symlink to one (such as a
 /// `result` link).
 #[derive(Args, Debug)]

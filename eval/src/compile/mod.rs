@@ -2,7 +2,7 @@
 //!
 //! One pass over the AST with a stack of [`scope::Scopes`]. The lang
 //! crate's interned names are re-interned as the evaluator's
-//! [`Symbol`](crate::symbol::Symbol)s (the evaluator's interner also holds
+//! [`Symbol`]s (the evaluator's interner also holds
 //! names made at run time). Path literals are resolved against the
 //! directory of the file they are in; `<p>` becomes `__findFile __nixPath
 //! "p"` so a program can shadow either, as in Nix.

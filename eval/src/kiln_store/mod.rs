@@ -17,7 +17,7 @@
 //! may be large. Text files (`.drv`s, `toFile`) are many and tiny, so they
 //! are kept in memory until [`EvalStore::flush`]. Which of them are valid
 //! already is asked on a second thread while evaluation goes on
-//! ([`prefetch`]); the flush writes the others in canonical
+//! (`prefetch`); the flush writes the others in canonical
 //! form (read-only, mtime 1) to one temporary directory in the store,
 //! makes them durable with one `syncfs` (instead of one `fsync` per file),
 //! renames them into place, syncs the store directory once and registers

@@ -35,7 +35,7 @@ pub enum ContextElem {
 /// node alone is ~600 bytes, paid by every string that mentions a store
 /// path: small sets are a sorted vector. A string built from thousands of
 /// derivations (a fan-in's inputs) would make sorted insertion quadratic,
-/// so past [`SMALL`] elements the set becomes a B-tree.
+/// so past `SMALL` elements the set becomes a B-tree.
 #[derive(Clone, Debug, Default)]
 pub struct Context(Repr);
 

@@ -21,7 +21,7 @@
 //! the env, Nix escapes `"` `\` newline, carriage return and tab as `\"` `\\`
 //! `\n` `\r` `\t` and writes every other byte raw (control bytes and UTF-8
 //! included). Output names, paths, hash fields and the system are written
-//! *without* escaping (Nix's `printUnquotedString`), which [`write`]
+//! *without* escaping (Nix's `printUnquotedString`), which [`mod@write`]
 //! reproduces.
 //!
 //! # Hashes and paths
