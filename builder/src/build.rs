@@ -37,6 +37,7 @@ use crate::plan::PlannedBuild;
 use crate::prepare::{BuildDirs, Prepared};
 use crate::register::install_outputs;
 use crate::sandbox::{SandboxInput, SandboxSpec};
+use crate::sandbox_paths::sandbox_paths;
 use crate::supervise::{Limits, supervise};
 
 /// Settings shared by every build of a run.
@@ -113,6 +114,12 @@ pub fn build_derivation(
         .outputs
         .values()
         .all(|o| matches!(o, kiln_store::derivation::DerivationOutput::Fixed { .. }));
+    let extra = sandbox_paths(
+        store,
+        &printed_drv,
+        drv.env.get(crate::sandbox_paths::ATTRIBUTE),
+        &closure,
+    )?;
     let spec = SandboxSpec {
         store_dir: store.store_dir().as_str().to_string(),
         inputs: closure
@@ -126,6 +133,7 @@ pub fn build_derivation(
         build_dir: build_dir.clone(),
         etc_dir: settings.etc_dir.clone(),
         network: is_fixed,
+        extra,
         builder: drv.builder.clone(),
         args: drv.args.clone(),
         env,

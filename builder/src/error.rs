@@ -75,6 +75,13 @@ pub enum BuildError {
         dir: PathBuf,
     },
 
+    #[error("derivation '{drv}': bad __sandboxPaths item '{item}': {why}")]
+    SandboxPath {
+        drv: String,
+        item: String,
+        why: String,
+    },
+
     #[error("cannot build '{drv}': {what} are not supported yet")]
     Unsupported { drv: String, what: &'static str },
 

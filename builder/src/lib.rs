@@ -13,6 +13,7 @@
 //! - [`builtin`]: built-in builders (`builtin:fetchurl`), run by kiln itself.
 //! - [`fetch`]: downloading a URL (`file://`, `http://`, `https://`).
 //! - [`sandbox`]: the bwrap command line, what a build can see.
+//! - [`sandbox_paths`]: inputs a derivation asks to see at fixed places (`/bin/sh`).
 //! - [`environment`]: the builder's environment variables.
 //! - [`supervise`]: running a builder, its log, time limits.
 //! - [`outputs`]: checking outputs (existence, hashes, reference rules).
@@ -43,6 +44,7 @@ pub mod prepare;
 pub mod realise;
 pub mod register;
 pub mod sandbox;
+pub mod sandbox_paths;
 pub mod scan;
 pub mod schedule;
 pub mod supervise;

@@ -9,6 +9,7 @@
 //! | `/build`               | the build directory                  | rw   |
 //! | `/etc` (`passwd`, `group`, `hosts`) | synthesized files  | ro   |
 //! | `/dev`, `/proc`        | fresh devtmpfs subset, procfs        |      |
+//! | declared `__sandboxPaths` (`/bin/sh`) | an input path          | ro   |
 //!
 //! Outputs are written by the builder straight to their logical paths inside
 //! the scratch store directory; after the build they are taken from there and
@@ -63,6 +64,9 @@ pub struct SandboxSpec {
     pub etc_dir: PathBuf,
     /// Fixed-output derivations only: share the host's network.
     pub network: bool,
+    /// Extra read-only binds the derivation declared (`/bin/sh`), see
+    /// [`crate::sandbox_paths`].
+    pub extra: Vec<crate::sandbox_paths::SandboxPath>,
     /// The program to run (a logical path inside the sandbox).
     pub builder: String,
     pub args: Vec<String>,
@@ -141,6 +145,13 @@ impl SandboxSpec {
                     input.logical.as_ref(),
                 ]),
             }
+        }
+        for extra in &self.extra {
+            push(&[
+                "--ro-bind".as_ref(),
+                extra.physical.as_os_str(),
+                extra.inside.as_ref(),
+            ]);
         }
         push(&[
             "--bind".as_ref(),
@@ -334,6 +345,7 @@ mod tests {
             build_dir: "/s/build".into(),
             etc_dir: "/s/etc".into(),
             network,
+            extra: Vec::new(),
             builder: "/kiln/store/aaaa-in/bin/sh".into(),
             args: vec!["-c".into(), "true".into()],
             env: BTreeMap::new(),
@@ -367,6 +379,16 @@ mod tests {
         ));
         assert!(args.contains("--bind /s/build /build"));
         assert!(args.ends_with("-- /kiln/store/aaaa-in/bin/sh -c true"));
+    }
+
+    #[test]
+    fn declared_sandbox_paths_are_read_only_binds() {
+        let mut spec = spec(false);
+        spec.extra.push(crate::sandbox_paths::SandboxPath {
+            inside: "/bin/sh".into(),
+            physical: "/r/kiln/store/aaaa-in/bin/busybox".into(),
+        });
+        assert!(joined(&spec).contains("--ro-bind /r/kiln/store/aaaa-in/bin/busybox /bin/sh"));
     }
 
     #[test]
