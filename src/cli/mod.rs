@@ -6,6 +6,7 @@ mod eval;
 mod hash;
 pub mod installable;
 mod instantiate;
+pub mod key;
 mod log;
 mod parse;
 mod store;
@@ -74,6 +75,7 @@ pub enum Command {
     /// Write the derivations an expression describes to the store and
     /// print their .drv paths.
     Instantiate(instantiate::InstantiateArgs),
+    Key(key::KeyArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -85,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Parse(args) => parse::run(args),
         Command::Eval(args) => eval::run(&cli.global, &args),
         Command::Instantiate(args) => instantiate::run(&cli.global, &args),
+        Command::Key(args) => key::run(args),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod hash;
 pub mod nar;
 pub mod nixbase32;
+pub mod signing;
 pub mod store;
 pub mod store_path;
 pub mod verify;

@@ -5,6 +5,7 @@ mod build;
 mod eval;
 mod fetchurl;
 mod instantiate;
+mod key;
 mod kit;
 mod parse;
 mod readme;
