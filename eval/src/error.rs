@@ -31,6 +31,14 @@ pub enum ErrorKind {
         name: String,
         suggestions: Vec<String>,
     },
+    /// A name of a `-A` path that is missing (Nix's wording, which scripts
+    /// such as nixpkgs' module tests match).
+    #[error("attribute '{name}' in selection path '{path}' not found{}", suggest(.suggestions))]
+    MissingInSelectionPath {
+        name: String,
+        path: String,
+        suggestions: Vec<String>,
+    },
     #[error("undefined variable '{name}'{hint}", name = .0, hint = fetcher_hint(.0))]
     UndefinedVariable(String),
     #[error("infinite recursion encountered")]
@@ -95,7 +103,7 @@ impl ErrorKind {
             ErrorKind::Abort(_) => "E002",
             ErrorKind::AssertionFailed(_) => "E003",
             ErrorKind::TypeError { .. } => "E004",
-            ErrorKind::MissingAttribute { .. } => "E005",
+            ErrorKind::MissingAttribute { .. } | ErrorKind::MissingInSelectionPath { .. } => "E005",
             ErrorKind::UndefinedVariable(_) => "E006",
             ErrorKind::InfiniteRecursion => "E007",
             ErrorKind::StackOverflow => "E008",

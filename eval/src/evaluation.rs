@@ -18,6 +18,9 @@ pub enum OutputFormat {
     Nix,
     Json,
     Xml,
+    /// The value coerced to a string (as `"${v}"`), printed as is: `nix
+    /// eval --raw`.
+    Raw,
 }
 
 /// A `--arg NAME EXPR` or `--argstr NAME STRING` value.
@@ -145,16 +148,16 @@ impl Evaluation {
                     Some(found) => found.clone(),
                     None => {
                         return Err(EvalError::new(
-                            ErrorKind::MissingAttribute {
-                                name: part.clone(),
+                            ErrorKind::MissingInSelectionPath {
                                 suggestions: crate::error::closest_names(
                                     &part,
                                     attrs.iter().map(|(n, _)| n.as_str()),
                                 ),
+                                name: part,
+                                path: attr_path.to_owned(),
                             },
                             None,
-                        )
-                        .context(format!("while selecting '{attr_path}'"), None));
+                        ));
                     }
                 },
                 (other, _) => {
@@ -182,6 +185,9 @@ impl Evaluation {
                 crate::builtins::json::to_json(m, v, &mut context)
             }
             OutputFormat::Xml => crate::xml::to_xml(m, v),
+            OutputFormat::Raw => m
+                .coerce_to_string(v, crate::coerce::Coercion::Interpolate)
+                .map(|s| s.as_str().to_owned()),
         }
     }
 

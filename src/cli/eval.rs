@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use anyhow::Context;
 use clap::Args;
-use kiln_eval::{AutoArg, EvalOptions, Evaluation, KilnEvalStore, OutputFormat};
+use kiln_eval::{AutoArg, EvalOptions, EvalStore, Evaluation, KilnEvalStore, OutputFormat};
 
 use super::GlobalOpts;
 
@@ -39,6 +39,17 @@ pub struct EvalArgs {
     /// Print the result as XML.
     #[arg(long)]
     pub xml: bool,
+    /// Print the result (a string, or anything `"${…}"` accepts) as is,
+    /// without quotes or escapes, like `nix eval --raw`.
+    #[arg(long, conflicts_with_all = ["json", "xml"])]
+    pub raw: bool,
+    /// Write what evaluation makes to the store (`builtins.toFile`,
+    /// `builtins.path`, sources copied by interpolation), as
+    /// `nix-instantiate --eval --read-write-mode` does, so that
+    /// `import (builtins.toFile "x.nix" "1")` works. Without it paths are
+    /// only computed.
+    #[arg(long)]
+    pub read_write_mode: bool,
     /// Accepted for compatibility with Nix; kiln never writes locations in
     /// XML.
     #[arg(long, hide = true)]
@@ -58,8 +69,14 @@ pub struct EvalArgs {
 pub fn run(global: &GlobalOpts, args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let options = super::installable::eval_options(&args.include)?;
     let store_dir = global.store_dir.clone();
+    let config = if args.read_write_mode {
+        Some(super::config::store_config(global)?)
+    } else {
+        None
+    };
     let args = args.clone();
-    let outcome = kiln_eval::run_with_big_stack(move || evaluate(options, store_dir, &args));
+    let outcome =
+        kiln_eval::run_with_big_stack(move || evaluate(options, store_dir, config, &args));
     match outcome {
         Ok(text) => {
             let mut stdout = std::io::stdout().lock();
@@ -78,12 +95,29 @@ pub fn run(global: &GlobalOpts, args: &EvalArgs) -> anyhow::Result<ExitCode> {
 
 /// Evaluate and render on the evaluation thread; errors come back
 /// rendered (values cannot leave the thread).
-fn evaluate(options: EvalOptions, store_dir: String, args: &EvalArgs) -> Result<String, String> {
+fn evaluate(
+    options: EvalOptions,
+    store_dir: String,
+    config: Option<kiln_store::store::StoreConfig>,
+    args: &EvalArgs,
+) -> Result<String, String> {
     // A dry-run store computes Nix's real paths (sources, `toFile`, `.drv`s)
     // without writing, like `nix-instantiate --eval` in read-only mode.
-    let dir =
-        kiln_store::StoreDir::new(&store_dir).map_err(|e| format!("error: --store-dir: {e}\n"))?;
-    let mut session = Evaluation::with_store(options, Rc::new(KilnEvalStore::dry_run(dir)));
+    let store = match config {
+        Some(config) => {
+            let root = config.root.clone();
+            let opened = kiln_store::store::Store::open(config).map_err(|e| {
+                format!("error: opening the store at root {}: {e}\n", root.display())
+            })?;
+            KilnEvalStore::writing(opened)
+        }
+        None => KilnEvalStore::dry_run(
+            kiln_store::StoreDir::new(&store_dir)
+                .map_err(|e| format!("error: --store-dir: {e}\n"))?,
+        ),
+    };
+    let store = Rc::new(store);
+    let mut session = Evaluation::with_store(options, store.clone());
     let mut auto_args = Vec::new();
     for pair in args.arg.chunks(2) {
         if let [name, expr] = pair {
@@ -95,7 +129,9 @@ fn evaluate(options: EvalOptions, store_dir: String, args: &EvalArgs) -> Result<
             auto_args.push((name.clone(), AutoArg::Str(value.clone())));
         }
     }
-    let format = if args.json {
+    let format = if args.raw {
+        OutputFormat::Raw
+    } else if args.json {
         OutputFormat::Json
     } else if args.xml {
         OutputFormat::Xml
@@ -122,13 +158,21 @@ fn evaluate(options: EvalOptions, store_dir: String, args: &EvalArgs) -> Result<
                 value = session.auto_call(value, &auto_args)?;
             }
             out.push_str(&session.render(&value, format, args.strict)?);
-            if format != OutputFormat::Xml {
+            if format != OutputFormat::Xml && format != OutputFormat::Raw {
                 out.push('\n');
             }
         }
         Ok(out)
     })();
     let result = result.map_err(|err| session.render_error(&err));
+    // What was written becomes valid (registered) before the paths are
+    // printed.
+    let result = result.and_then(|text| {
+        store
+            .flush()
+            .map(|()| text)
+            .map_err(|e| format!("error: {e}\n"))
+    });
     // The process ends right after; freeing every value (Nix never does)
     // would only cost time.
     std::mem::forget(session);

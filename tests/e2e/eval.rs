@@ -72,6 +72,17 @@ fn auto_calls_a_file_with_args_and_selects_attributes() {
 }
 
 #[test]
+fn a_missing_attribute_of_the_selection_path_is_named_as_nix_names_it() {
+    // Nix 2.8's wording, which nixpkgs' module tests match.
+    let env = TestEnv::new();
+    let err = env.fails(&["eval", "-E", "{ a = { x = 1; }; }", "-A", "a.b.c"], 2);
+    assert!(
+        err.contains("error: attribute 'b' in selection path 'a.b.c' not found"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_function_is_called_only_with_args_or_along_a_path_as_in_nix() {
     // Each expected output checked with `nix-instantiate --eval` 2.8.
     let env = TestEnv::new();

@@ -7,6 +7,7 @@
 //! for a derivation with all outputs, and `{ outputs = [ … ]; }`.
 
 use super::Builtin;
+use crate::coerce::Coercion;
 use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::machine::Machine;
 use crate::symbol::Symbol;
@@ -40,14 +41,17 @@ pub const BUILTINS: &[Builtin] = &[
     },
 ];
 
+// Both discarding builtins coerce as `"${x}"` does (a set with `outPath`
+// or `__toString`, a path copied to the store), as in Nix 2.8; the
+// context-reading ones take only strings.
 fn discard(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
-    let s = m.force_string(&args[0])?;
+    let s = m.coerce_to_string(&args[0], Coercion::Interpolate)?;
     Ok(Value::String(s.without_context()))
 }
 
 /// `=drv` (all outputs) becomes a plain path dependency on the `.drv`.
 fn discard_output_dependency(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
-    let s = m.force_string(&args[0])?;
+    let s = m.coerce_to_string(&args[0], Coercion::Interpolate)?;
     let Some(ctx) = s.context() else {
         return Ok(Value::String(s));
     };
@@ -157,5 +161,27 @@ mod tests {
             "false"
         );
         assert_eq!(eval_str(r#"builtins.hasContext "plain""#).unwrap(), "false");
+    }
+
+    #[test]
+    fn discarding_context_coerces_like_interpolation_and_parse_drv_name_does_not() {
+        // Expected values from Nix 2.8.
+        assert_eq!(
+            eval_str(
+                r#"[ (builtins.unsafeDiscardStringContext { outPath = "a"; }) (builtins.unsafeDiscardStringContext { __toString = s: "b"; }) (builtins.unsafeDiscardOutputDependency { outPath = "c"; }) ]"#
+            )
+            .unwrap(),
+            r#"[ "a" "b" "c" ]"#
+        );
+        let err = eval_str(r#"builtins.parseDrvName { outPath = "a-1"; }"#).unwrap_err();
+        assert!(
+            err.contains("value is a set while a string was expected"),
+            "{err}"
+        );
+        let err = eval_str("builtins.unsafeDiscardStringContext 1").unwrap_err();
+        assert!(
+            err.contains("cannot coerce an integer to a string"),
+            "{err}"
+        );
     }
 }

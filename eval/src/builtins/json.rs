@@ -126,8 +126,14 @@ fn escape_json(s: &str, out: &mut String) {
 
 fn from_json(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let text = m.force_string(&args[0])?;
-    let parsed: serde_json::Value = serde_json::from_str(text.as_str())
-        .map_err(|e| EvalError::new(ErrorKind::InvalidValue(format!("invalid JSON: {e}")), None))?;
+    let parsed: serde_json::Value = serde_json::from_str(text.as_str()).map_err(|e| {
+        // Nix's JSON library names its errors `json.exception.parse_error`;
+        // scripts (nixpkgs' module tests) match that name.
+        EvalError::new(
+            ErrorKind::InvalidValue(format!("[json.exception.parse_error] invalid JSON: {e}")),
+            None,
+        )
+    })?;
     Ok(json_to_value(&parsed))
 }
 
@@ -155,6 +161,13 @@ pub fn json_to_value(j: &serde_json::Value) -> Value {
 #[cfg(test)]
 mod tests {
     use crate::builtins::testing::eval_str;
+
+    #[test]
+    fn a_json_syntax_error_is_named_as_nix_names_it() {
+        let err = eval_str(r#"builtins.fromJSON "[1,""#).unwrap_err();
+        assert!(err.contains("json.exception.parse_error"), "{err}");
+        assert!(err.contains("line 1 column 3"), "{err}");
+    }
 
     #[test]
     fn to_json_sorts_keys_and_formats_numbers() {

@@ -300,7 +300,8 @@ fn dir_of(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
 }
 
 fn parse_drv_name(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
-    let s = m.coerce_to_string(&args[0], Coercion::Interpolate)?;
+    // Nix 2.8 takes a string here, not anything that coerces to one.
+    let s = m.force_string(&args[0])?;
     let text = s.as_str();
     let bytes = text.as_bytes();
     let split_at = (0..bytes.len())
