@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
-use kiln_store::canonicalise::remove_tree;
+use kiln_store::delete::remove_tree;
 use kiln_store::derivation::json::show_derivations;
 use kiln_store::store::{Store, StoreError, ValidPathInfo};
 use kiln_store::{Derivation, FileIngestionMethod, HashAlgo, StorePath};

@@ -9,9 +9,8 @@
 //! - directories and executables are `0555`, other files `0444`: read-only,
 //!   never setuid/setgid/sticky, never group- or world-writable.
 //!
-//! [`sync_tree`] then makes the contents durable (each file and directory
-//! fsynced, or one `syncfs` for a large tree) so that a path is registered
-//! only after its files would survive a crash.
+//! Making the files durable is [`crate::durable`]'s job, deleting trees
+//! [`crate::delete`]'s.
 
 use std::fs;
 use std::io;
@@ -229,98 +228,6 @@ fn c_string(path: &Path) -> io::Result<std::ffi::CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
 }
 
-/// Make every regular file and directory of the tree at `path` durable
-/// (symlinks live in their directory, which is synced).
-///
-/// A small tree gets one fsync per file and directory. A large one gets a
-/// single `syncfs` of its file system instead: thousands of fsyncs each
-/// force a journal commit and cost far more than writing out everything
-/// that is dirty once.
-pub fn sync_tree(path: &Path) -> Result<(), CanonicaliseError> {
-    sync_tree_of_size(path, 0)
-}
-
-/// [`sync_tree`] when the caller knows how many entries the tree has (from
-/// [`canonicalise_tree`]): a large tree is then synced without walking it.
-pub fn sync_tree_of_size(path: &Path, entries: usize) -> Result<(), CanonicaliseError> {
-    if entries > FSYNC_EACH_LIMIT {
-        return sync_filesystem(path);
-    }
-    let mut files = Vec::new();
-    collect_syncable(path, &mut files)?;
-    if files.len() > FSYNC_EACH_LIMIT {
-        return sync_filesystem(path);
-    }
-    for file in &files {
-        let handle = fs::File::open(file).map_err(at("opening for fsync", file))?;
-        handle.sync_all().map_err(at("fsyncing", file))?;
-    }
-    Ok(())
-}
-
-/// Write back everything dirty on the file system holding `path`.
-fn sync_filesystem(path: &Path) -> Result<(), CanonicaliseError> {
-    use std::os::fd::AsRawFd;
-    let handle = fs::File::open(path).map_err(at("opening for syncfs", path))?;
-    // SAFETY: a valid open fd.
-    if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
-        return Err(at("syncing the file system of", path)(
-            io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
-}
-
-/// Up to this many files and directories are fsynced one by one.
-const FSYNC_EACH_LIMIT: usize = 64;
-
-/// Files before the directory that holds them, so a directory is synced
-/// after its entries exist.
-fn collect_syncable(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), CanonicaliseError> {
-    let meta = fs::symlink_metadata(path).map_err(at("inspecting", path))?;
-    if meta.is_dir() {
-        for entry in fs::read_dir(path).map_err(at("reading directory", path))? {
-            let entry = entry.map_err(at("reading directory", path))?;
-            collect_syncable(&entry.path(), out)?;
-        }
-        out.push(path.to_path_buf());
-    } else if meta.is_file() {
-        out.push(path.to_path_buf());
-    }
-    Ok(())
-}
-
-/// fsync one directory (after a rename into it, so the new entry is durable).
-pub fn sync_dir(path: &Path) -> Result<(), CanonicaliseError> {
-    fs::File::open(path)
-        .and_then(|dir| dir.sync_all())
-        .map_err(at("fsyncing directory", path))
-}
-
-/// Remove a tree that may be read-only (a canonicalised store path or a
-/// temporary copy): directories are made writable before their entries
-/// are deleted. A missing path is not an error.
-pub fn remove_tree(path: &Path) -> Result<(), CanonicaliseError> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(err) => return Err(at("inspecting", path)(err)),
-    };
-    if meta.is_dir() {
-        if meta.mode() & 0o700 != 0o700 {
-            fs::set_permissions(path, fs::Permissions::from_mode(0o755))
-                .map_err(at("making writable", path))?;
-        }
-        for entry in fs::read_dir(path).map_err(at("reading directory", path))? {
-            let entry = entry.map_err(at("reading directory", path))?;
-            remove_tree(&entry.path())?;
-        }
-        fs::remove_dir(path).map_err(at("removing directory", path))
-    } else {
-        fs::remove_file(path).map_err(at("removing", path))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,8 +268,8 @@ mod tests {
             Path::new("plain")
         );
 
-        sync_tree(&root).unwrap();
-        remove_tree(&root).unwrap();
+        crate::durable::sync_tree(&root).unwrap();
+        crate::delete::remove_tree(&root).unwrap();
         assert!(!root.exists());
     }
 
@@ -375,11 +282,5 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
         let err = canonicalise_tree(&fifo).unwrap_err();
         assert!(err.to_string().contains("fifo"), "{err}");
-    }
-
-    #[test]
-    fn remove_missing_is_ok() {
-        let tmp = tempfile::tempdir().unwrap();
-        remove_tree(&tmp.path().join("nothing")).unwrap();
     }
 }

@@ -59,7 +59,7 @@ pub struct VerifyReport {
 /// Check every valid path of `store`.
 pub fn verify_store(store: &Store) -> Result<VerifyReport, StoreError> {
     let mut report = VerifyReport::default();
-    for path in all_valid_paths(store)? {
+    for path in store.all_valid_paths()? {
         report.checked += 1;
         let Some(info) = store.path_info(&path)? else {
             continue; // deleted meanwhile (a concurrent GC)
@@ -86,42 +86,6 @@ pub fn verify_store(store: &Store) -> Result<VerifyReport, StoreError> {
         }
     }
     Ok(report)
-}
-
-/// Every valid path, read from the database with a read-only connection.
-fn all_valid_paths(store: &Store) -> Result<Vec<StorePath>, StoreError> {
-    let db_path = store.database().path().to_path_buf();
-    let sqlite = |source| {
-        StoreError::Db(crate::db::DbError::Sqlite {
-            path: db_path.clone(),
-            action: "listing valid paths",
-            source,
-        })
-    };
-    let conn = rusqlite::Connection::open_with_flags(
-        &db_path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(sqlite)?;
-    let mut stmt = conn
-        .prepare("SELECT path FROM ValidPaths ORDER BY path")
-        .map_err(sqlite)?;
-    let rows = stmt
-        .query_map([], |row| row.get::<_, String>(0))
-        .map_err(sqlite)?;
-    let mut paths = Vec::new();
-    for row in rows {
-        let text = row.map_err(sqlite)?;
-        let path = store
-            .store_dir()
-            .parse_path(&text)
-            .map_err(|e| StoreError::Corrupt {
-                path: text.clone(),
-                detail: e.to_string(),
-            })?;
-        paths.push(path);
-    }
-    Ok(paths)
 }
 
 #[cfg(test)]

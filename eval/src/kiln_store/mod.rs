@@ -17,13 +17,12 @@
 //! may be large. Text files (`.drv`s, `toFile`) are many and tiny, so they
 //! are kept in memory until [`EvalStore::flush`]. Which of them are valid
 //! already is asked on a second thread while evaluation goes on
-//! (`prefetch`); the flush writes the others in canonical
-//! form (read-only, mtime 1) to one temporary directory in the store,
-//! makes them durable with one `syncfs` (instead of one `fsync` per file),
-//! renames them into place, syncs the store directory once and registers
-//! them all in one transaction. The store's invariant holds: a path is
-//! registered only after its file is complete and synced; a crash before
-//! the transaction leaves unregistered files that the next write replaces.
+//! (`prefetch`); the flush hands the others to `Store::install` as one
+//! batch (the store's one way in: written in canonical form, synced,
+//! renamed into place, registered in one transaction). The store's
+//! invariant holds: a path is registered only after its file is complete
+//! and synced; a crash before the transaction leaves unregistered files
+//! that the next write replaces.
 //! Until the flush the files are not in the store (reading a `toFile`
 //! result back during the same evaluation is not supported, as in Nix's
 //! read-only mode).
@@ -35,9 +34,11 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use kiln_store::clock::unix_now;
 use kiln_store::derivation::DrvHash;
 use kiln_store::hash::{Hash, HashAlgo};
-use kiln_store::store::{Store, ValidPathInfo};
+use kiln_store::nar::hash_regular_bytes;
+use kiln_store::store::{Locking, NewPath, Staged, Store, ValidPathInfo};
 use kiln_store::store_path::{make_fixed_output_path, make_text_path};
 use kiln_store::{Derivation, FileIngestionMethod, StoreDir, StorePath};
 use rustc_hash::FxHashMap;
@@ -134,7 +135,7 @@ impl KilnEvalStore {
                 state.prefetch = ValidityPrefetch::start(store.clone());
             }
             if let Some(prefetch) = &mut state.prefetch {
-                prefetch.ask(store.print_path(&path));
+                prefetch.ask(path.clone());
             }
             state.pending.push(Pending {
                 path: path.clone(),
@@ -357,126 +358,45 @@ impl EvalStore for KilnEvalStore {
     }
 }
 
-/// Write a text file already in canonical form (read-only, mtime 1), so
-/// no separate canonicalisation pass is needed.
-fn write_canonical_file(file: &Path, contents: &[u8]) -> StoreResult<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |e: std::io::Error| format!("writing '{}': {e}", file.display());
-    let mut handle = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o444)
-        .open(file)
-        .map_err(io)?;
-    handle.write_all(contents).map_err(io)?;
-    let one_second = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1);
-    handle.set_modified(one_second).map_err(io)?;
-    Ok(())
-}
-
-/// NAR sha256 and size of a single non-executable regular file, computed
-/// from its bytes: `nix-archive-1 ( type regular contents BYTES )`.
-fn regular_file_nar_hash(contents: &[u8]) -> (Hash, u64) {
-    use kiln_store::nar::wire;
-    let mut hasher = kiln_store::Hasher::new(HashAlgo::Sha256);
-    let mut size = 0;
-    for token in [
-        wire::MAGIC,
-        wire::OPEN,
-        wire::TYPE,
-        wire::REGULAR,
-        wire::CONTENTS,
-    ] {
-        size += wire::write_str(&mut hasher, token).unwrap_or(0);
-    }
-    size += wire::write_str(&mut hasher, contents).unwrap_or(0);
-    size += wire::write_str(&mut hasher, wire::CLOSE).unwrap_or(0);
-    (hasher.finish(), size)
-}
-
-/// Write, sync, move into place and register the pending text files that
-/// are not valid yet.
-/// `valid` says, when known, which pending paths are valid already.
+/// Install the pending text files that are not valid yet, in one batch
+/// through the store's one way in. `valid` says, when known, which pending
+/// paths are valid already (the prefetch's answer: a hint, the install
+/// checks again under the paths' locks).
 fn install_batch(
     store: &Store,
     pending: Vec<Pending>,
     valid: Option<Vec<bool>>,
     references: &dyn Fn(&StorePath) -> BTreeSet<StorePath>,
 ) -> StoreResult<()> {
-    use kiln_store::canonicalise::{remove_tree, sync_dir};
-    let err = |e: &dyn std::fmt::Display| e.to_string();
-    let valid = match valid {
+    let known_valid = match valid {
         Some(valid) if valid.len() == pending.len() => valid,
-        // No worker could be started: one batched lookup for all.
-        _ => {
-            let candidates: Vec<String> =
-                pending.iter().map(|p| store.print_path(&p.path)).collect();
-            store
-                .database()
-                .valid_among(&candidates)
-                .map_err(|e| err(&e))?
-        }
+        _ => vec![false; pending.len()],
     };
-    let pending: Vec<Pending> = pending
+    let now = unix_now();
+    let batch: Vec<NewPath> = pending
         .into_iter()
-        .zip(valid)
-        .filter_map(|(p, is_valid)| (!is_valid).then_some(p))
+        .zip(known_valid)
+        .filter(|(_, valid)| !valid)
+        .map(|(p, _)| {
+            let (nar_hash, nar_size) = hash_regular_bytes(&p.contents);
+            NewPath {
+                info: ValidPathInfo {
+                    references: references(&p.path),
+                    path: p.path,
+                    nar_hash,
+                    nar_size,
+                    deriver: None,
+                    registration_time: now,
+                    ca: Some(format!("text:{}", p.contents_hash.to_typed_nix32())),
+                    signatures: Vec::new(),
+                },
+                content: Staged::File(p.contents),
+            }
+        })
         .collect();
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let temp = store.temp_dir().map_err(|e| err(&e))?;
-    let mut infos = Vec::with_capacity(pending.len());
-    for p in &pending {
-        write_canonical_file(&temp.path().join(p.path.base_name()), &p.contents)?;
-        let (nar_hash, nar_size) = regular_file_nar_hash(&p.contents);
-        infos.push(ValidPathInfo {
-            path: p.path.clone(),
-            nar_hash,
-            nar_size,
-            deriver: None,
-            references: references(&p.path),
-            registration_time: now_secs(),
-            ca: Some(format!("text:{}", p.contents_hash.to_typed_nix32())),
-            signatures: Vec::new(),
-        });
-    }
-    sync_filesystem(temp.path())?;
-    for p in &pending {
-        let target = store.real_path(&p.path);
-        // A file left by a crash before registration (or written by a
-        // process that registers it meanwhile, with the same bytes) is
-        // replaced atomically by the rename; a directory must go first.
-        if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-            remove_tree(&target).map_err(|e| err(&e))?;
-        }
-        let file = temp.path().join(p.path.base_name());
-        fs::rename(&file, &target)
-            .map_err(|e| format!("moving '{}' into place: {e}", target.display()))?;
-    }
-    sync_dir(store.physical_store_dir()).map_err(|e| err(&e))?;
-    let files: Vec<(ValidPathInfo, &[u8])> = infos
-        .into_iter()
-        .zip(&pending)
-        .map(|(info, p)| (info, p.contents.as_slice()))
-        .collect();
-    store.register_written_files(&files).map_err(|e| err(&e))
-}
-
-/// Make every file written so far on the file system of `dir` durable, in
-/// one call (`syncfs`), rather than one `fsync` per small file.
-fn sync_filesystem(dir: &Path) -> StoreResult<()> {
-    use std::os::fd::AsRawFd;
-    let handle = fs::File::open(dir).map_err(|e| format!("opening '{}': {e}", dir.display()))?;
-    // SAFETY: a valid open descriptor; syncfs only reads it.
-    let rc = unsafe { libc::syncfs(handle.as_raw_fd()) };
-    if rc != 0 {
-        return Err(format!(
-            "syncing the store's file system: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
+    store
+        .install(batch, Locking::Take)
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -541,17 +461,6 @@ fn copy_filtered(
 mod tests {
     use super::*;
 
-    #[test]
-    fn in_memory_nar_hash_matches_the_nar_writer() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        for contents in [&b""[..], b"x", b"Derive([])", &[7u8; 1000][..]] {
-            let file = dir.path().join(format!("f{}", contents.len()));
-            write_canonical_file(&file, contents).expect("write");
-            let want = kiln_store::nar::hash_path(&file, HashAlgo::Sha256).expect("hash");
-            assert_eq!(regular_file_nar_hash(contents), want);
-        }
-    }
-
     fn temp_store() -> (tempfile::TempDir, Store) {
         let root = tempfile::tempdir().expect("temp root");
         let store = Store::open(kiln_store::store::StoreConfig {
@@ -584,7 +493,7 @@ mod tests {
         assert!(store.is_valid(&parsed).unwrap());
         assert_eq!(fs::read(&physical).unwrap(), b"hi");
         let info = store.path_info(&parsed).unwrap().expect("info");
-        assert_eq!(info.nar_hash, regular_file_nar_hash(b"hi").0);
+        assert_eq!(info.nar_hash, hash_regular_bytes(b"hi").0);
     }
 
     #[test]
@@ -619,12 +528,4 @@ impl std::fmt::Display for HashInputError {
             HashInputError::Derivation(e) => write!(f, "{e}"),
         }
     }
-}
-
-/// Seconds since the epoch, as `registration_time` stores them.
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -17,14 +17,15 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
+use kiln_store::StorePath;
 use kiln_store::store::Store;
 
 /// Paths sent to the worker at once.
 const BATCH: usize = 256;
 
 pub(super) struct ValidityPrefetch {
-    batch: Vec<String>,
-    sender: Sender<Vec<String>>,
+    batch: Vec<StorePath>,
+    sender: Sender<Vec<StorePath>>,
     worker: JoinHandle<Result<Vec<bool>, String>>,
 }
 
@@ -44,8 +45,8 @@ impl ValidityPrefetch {
         })
     }
 
-    /// Queue one printed store path.
-    pub(super) fn ask(&mut self, path: String) {
+    /// Queue one store path.
+    pub(super) fn ask(&mut self, path: StorePath) {
         self.batch.push(path);
         if self.batch.len() == BATCH {
             self.send_batch();
@@ -72,13 +73,10 @@ impl ValidityPrefetch {
 }
 
 /// The worker: answer batches until the sender is dropped.
-fn answer(store: &Store, receiver: &Receiver<Vec<String>>) -> Result<Vec<bool>, String> {
+fn answer(store: &Store, receiver: &Receiver<Vec<StorePath>>) -> Result<Vec<bool>, String> {
     let mut answers = Vec::new();
     while let Ok(batch) = receiver.recv() {
-        let valid = store
-            .database()
-            .valid_among(&batch)
-            .map_err(|e| e.to_string())?;
+        let valid = store.valid_among(&batch).map_err(|e| e.to_string())?;
         answers.extend(valid);
     }
     Ok(answers)
@@ -101,10 +99,11 @@ mod tests {
         let source = root.path().join("file");
         std::fs::write(&source, "x").expect("write");
         let added = store.add_path(&source, "file").expect("add");
-        let valid = store.print_path(&added);
-        let missing = "/nix/store/00000000000000000000000000000000-missing".to_owned();
+        let valid = added;
+        let missing = StorePath::from_base_name("00000000000000000000000000000000-missing")
+            .expect("a store path");
         let mut prefetch = ValidityPrefetch::start(Arc::new(store)).expect("worker");
-        let asked: Vec<String> = (0..1500)
+        let asked: Vec<StorePath> = (0..1500)
             .map(|i| {
                 if i % 3 == 0 {
                     valid.clone()

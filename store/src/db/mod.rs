@@ -110,10 +110,6 @@ impl Database {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent
         // (an open transaction rolls back on drop), so poisoning is ignored.
@@ -121,6 +117,7 @@ impl Database {
     }
 
     /// The schema version of the open database.
+    #[cfg(test)]
     pub fn schema_version(&self) -> Result<u32, DbError> {
         user_version(&self.conn()).map_err(sqlite_err(&self.path)("reading user_version"))
     }
@@ -229,6 +226,17 @@ impl Database {
             .map_err(err("querying validity"))?;
         tx.commit().map_err(err("ending read transaction"))?;
         Ok(found)
+    }
+
+    /// Every valid path, sorted.
+    pub fn all_paths(&self) -> Result<Vec<String>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT path FROM ValidPaths ORDER BY path")
+            .map_err(sqlite_err(&self.path)("preparing the list of valid paths"))?;
+        stmt.query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+            .map_err(sqlite_err(&self.path)("listing valid paths"))
     }
 
     /// The row of a valid path, with its references; `None` if not valid.

@@ -48,6 +48,28 @@ pub fn hash_path(path: &Path, algo: HashAlgo) -> Result<(Hash, u64), NarError> {
     })
 }
 
+/// The NAR hash (sha256) and NAR size of a single non-executable regular
+/// file with `contents`, computed from the bytes without a file:
+/// `nix-archive-1 ( type regular contents BYTES )`.
+pub fn hash_regular_bytes(contents: &[u8]) -> (Hash, u64) {
+    use crate::nar::wire;
+    let mut hasher = Hasher::new(HashAlgo::Sha256);
+    let mut size = 0;
+    for token in [
+        wire::MAGIC,
+        wire::OPEN,
+        wire::TYPE,
+        wire::REGULAR,
+        wire::CONTENTS,
+        contents,
+        wire::CLOSE,
+    ] {
+        // Writing to a hasher cannot fail.
+        size += wire::write_str(&mut hasher, token).unwrap_or(0);
+    }
+    (hasher.finish(), size)
+}
+
 /// An [`Output`] that fills fixed-size blocks and hands them to the hasher,
 /// reusing the blocks it gets back.
 struct Blocks {

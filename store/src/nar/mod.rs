@@ -11,6 +11,6 @@ pub mod reader;
 pub mod wire;
 pub mod writer;
 
-pub use hash::hash_path;
+pub use hash::{hash_path, hash_regular_bytes};
 pub use reader::{restore, validate};
 pub use writer::dump_path;

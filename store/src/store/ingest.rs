@@ -88,14 +88,9 @@ const WRITE_BACK_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 /// wait for. Short copies never get here. Errors are ignored: the final
 /// sync reports them.
 fn write_back_while_copying(dir: &Path, copy_done: std::sync::mpsc::Receiver<()>) {
-    use std::os::fd::AsRawFd;
     use std::sync::mpsc::RecvTimeoutError;
-    let Ok(handle) = std::fs::File::open(dir) else {
-        return;
-    };
     while let Err(RecvTimeoutError::Timeout) = copy_done.recv_timeout(WRITE_BACK_INTERVAL) {
-        // SAFETY: a valid open fd.
-        unsafe { libc::syncfs(handle.as_raw_fd()) };
+        let _ = crate::durable::write_back_file_system(dir);
     }
 }
 

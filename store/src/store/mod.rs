@@ -10,7 +10,7 @@
 //!     .tmp-kiln-…/              paths being assembled (see `temp`)
 //!   kiln/var/kiln/              the state directory
 //!     db/db.sqlite              the database (see `crate::db`)
-//!     locks/<hash>.lock         per-path locks
+//!     locks/paths.lock          store-path locks (one byte per path)
 //!     temp/<tmpname>.lock       liveness locks of temp dirs
 //! ```
 //!
@@ -23,11 +23,13 @@
 //! A path is valid (has a database row) only if its files are complete,
 //! canonical and fsynced: they are assembled in a temp dir, canonicalised,
 //! synced, renamed into place, and only then registered in one transaction.
-//! A crash at any moment leaves at worst an unregistered directory that the
-//! next attempt replaces.
+//! That sequence exists once, [`Store::install`] (see [`install`]); every
+//! way of making a path valid calls it. A crash at any moment leaves at
+//! worst an unregistered directory that the next attempt replaces.
 
 mod add;
 mod ingest;
+pub mod install;
 pub mod lock;
 mod pipe;
 mod query;
@@ -44,6 +46,7 @@ use crate::hash::Hash;
 use crate::store_path::{StoreDir, StorePath};
 
 pub use ingest::hash_path_parallel;
+pub use install::{Installed, Locking, NewPath, Staged};
 pub use lock::PathLock;
 
 /// Where a store lives.
@@ -204,11 +207,6 @@ impl Store {
     /// The full logical path string, e.g. `/kiln/store/<hash>-<name>`.
     pub fn print_path(&self, path: &StorePath) -> String {
         self.config.store_dir.display(path)
-    }
-
-    /// The database, for operations this type does not wrap.
-    pub fn database(&self) -> &Database {
-        &self.db
     }
 
     /// Take the lock of one store path, waiting for another process that

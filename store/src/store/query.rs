@@ -11,6 +11,15 @@ impl Store {
         Ok(self.db.is_valid(&self.print_path(path))?)
     }
 
+    /// Every valid path, sorted.
+    pub fn all_valid_paths(&self) -> Result<Vec<StorePath>, StoreError> {
+        self.db
+            .all_paths()?
+            .iter()
+            .map(|p| self.parse_db_path(p))
+            .collect()
+    }
+
     /// What the database records about `path`; `None` if it is not valid.
     pub fn path_info(&self, path: &StorePath) -> Result<Option<ValidPathInfo>, StoreError> {
         match self.db.path_row(&self.print_path(path))? {

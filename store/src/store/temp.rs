@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::canonicalise::remove_tree;
+use crate::delete::remove_tree;
 use crate::store::StoreError;
 use crate::store::lock::PathLock;
 

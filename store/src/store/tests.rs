@@ -1,7 +1,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::hash::HashAlgo;
@@ -210,41 +210,92 @@ fn text_paths_references_and_closures() {
     assert_eq!(unknown.len(), 2);
 }
 
+/// A tree staged in a temp dir of `store`, as a build leaves its outputs.
+fn staged_tree(store: &Store, temp: &temp::TempDir, name: &str, body: &str) -> PathBuf {
+    let dir = temp.path().join(name);
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("file"), body).unwrap();
+    let _ = store;
+    dir
+}
+
+fn info_of(path: &StorePath, content: &Path, refs: &[&StorePath]) -> ValidPathInfo {
+    let (nar_hash, nar_size) = crate::nar::hash_path(content, HashAlgo::Sha256).unwrap();
+    ValidPathInfo {
+        path: path.clone(),
+        nar_hash,
+        nar_size,
+        deriver: None,
+        references: refs.iter().map(|p| (*p).clone()).collect(),
+        registration_time: 5,
+        ca: None,
+        signatures: vec![],
+    }
+}
+
 #[test]
-fn register_valid_paths_is_one_transaction() {
+fn install_is_one_transaction_and_replaces_leftovers() {
     let tmp = tempfile::tempdir().unwrap();
     let store = open(tmp.path(), "/kiln/store");
     let out = StorePath::from_base_name("11111111111111111111111111111111-out").unwrap();
     let dep = StorePath::from_base_name("22222222222222222222222222222222-dep").unwrap();
-    for (p, body) in [(&out, "out"), (&dep, "dep")] {
-        fs::write(store.real_path(p), body).unwrap();
-    }
-    let info = |path: &StorePath, refs: &[&StorePath]| {
-        let (nar_hash, nar_size) =
-            crate::nar::hash_path(&store.real_path(path), HashAlgo::Sha256).unwrap();
-        ValidPathInfo {
-            path: path.clone(),
-            nar_hash,
-            nar_size,
-            deriver: None,
-            references: refs.iter().map(|p| (*p).clone()).collect(),
-            registration_time: 5,
-            ca: None,
-            signatures: vec![],
-        }
-    };
-    // `out` refers to `dep`, registered in the same batch, and to itself.
-    store
-        .register_valid_paths(&[info(&out, &[&dep, &out]), info(&dep, &[])])
-        .unwrap();
+    let missing = StorePath::from_base_name("33333333333333333333333333333333-gone").unwrap();
+    // What a crash between rename and registration leaves at `out`.
+    fs::write(store.real_path(&out), "garbage").unwrap();
+
+    // A batch with a reference that is neither valid nor in the batch
+    // registers nothing.
+    let temp = store.temp_dir().unwrap();
+    let out_dir = staged_tree(&store, &temp, "out", "out");
+    let bad = vec![NewPath {
+        info: info_of(&out, &out_dir, &[&missing]),
+        content: Staged::Tree {
+            path: out_dir.clone(),
+            canonical: false,
+        },
+    }];
+    assert!(store.install(bad, Locking::Take).is_err());
+    assert!(!store.is_valid(&out).unwrap());
+
+    // `out` refers to `dep`, installed in the same batch, and to itself.
+    let temp = store.temp_dir().unwrap();
+    let out_dir = staged_tree(&store, &temp, "out", "out");
+    let dep_dir = staged_tree(&store, &temp, "dep", "dep");
+    let batch = vec![
+        NewPath {
+            info: info_of(&out, &out_dir, &[&dep, &out]),
+            content: Staged::Tree {
+                path: out_dir,
+                canonical: false,
+            },
+        },
+        NewPath {
+            info: info_of(&dep, &dep_dir, &[]),
+            content: Staged::Tree {
+                path: dep_dir,
+                canonical: false,
+            },
+        },
+    ];
+    let installed = store.install(batch, Locking::Take).unwrap();
+    assert_eq!(installed.new, vec![out.clone(), dep.clone()]);
     assert_eq!(store.references(&out).unwrap().len(), 2);
     assert_eq!(store.path_info(&out).unwrap().unwrap().registration_time, 5);
+    let real = store.real_path(&out);
+    assert_eq!(fs::read_to_string(real.join("file")).unwrap(), "out");
+    assert_eq!(fs::symlink_metadata(&real).unwrap().mode() & 0o7777, 0o555);
+    assert_eq!(fs::symlink_metadata(real.join("file")).unwrap().mtime(), 1);
 
-    let missing = StorePath::from_base_name("33333333333333333333333333333333-gone").unwrap();
-    let mut bad = info(&dep, &[]);
-    bad.path = missing.clone();
-    assert!(store.register_valid_paths(&[bad]).is_err());
-    assert!(!store.is_valid(&missing).unwrap());
+    // Installing a valid path again changes nothing.
+    let again = vec![NewPath {
+        info: info_of(&dep, &store.real_path(&dep), &[]),
+        content: Staged::File(b"other".to_vec()),
+    }];
+    assert!(store.install(again, Locking::Take).unwrap().new.is_empty());
+    assert_eq!(
+        fs::read_to_string(store.real_path(&dep).join("file")).unwrap(),
+        "dep"
+    );
 }
 
 #[test]
@@ -296,7 +347,7 @@ fn parallel_hash_equals_plain_hash() {
 }
 
 #[test]
-fn register_written_files_records_drv_outputs_from_the_given_bytes() {
+fn install_records_drv_outputs_from_the_given_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let store = open(tmp.path(), "/kiln/store");
     let out = "/kiln/store/11111111111111111111111111111111-x";
@@ -305,28 +356,35 @@ fn register_written_files_records_drv_outputs_from_the_given_bytes() {
     );
     let drv = StorePath::from_base_name("22222222222222222222222222222222-x.drv").unwrap();
     let plain = StorePath::from_base_name("33333333333333333333333333333333-y.drv").unwrap();
-    // The files on disk say otherwise: only the given bytes are read.
-    fs::write(store.real_path(&drv), "not a derivation").unwrap();
-    fs::write(store.real_path(&plain), "not a derivation").unwrap();
-    let info = |path: &StorePath| ValidPathInfo {
-        path: path.clone(),
-        nar_hash: Hash::digest(HashAlgo::Sha256, b"x"),
-        nar_size: 1,
-        deriver: None,
-        references: BTreeSet::new(),
-        registration_time: 5,
-        ca: None,
-        signatures: vec![],
+    let file = |path: &StorePath, bytes: &[u8]| {
+        let (nar_hash, nar_size) = crate::nar::hash_regular_bytes(bytes);
+        NewPath {
+            info: ValidPathInfo {
+                path: path.clone(),
+                nar_hash,
+                nar_size,
+                deriver: None,
+                references: BTreeSet::new(),
+                registration_time: 5,
+                ca: None,
+                signatures: vec![],
+            },
+            content: Staged::File(bytes.to_vec()),
+        }
     };
     store
-        .register_written_files(&[
-            (info(&drv), aterm.as_bytes()),
-            (info(&plain), b"just text".as_slice()),
-        ])
+        .install(
+            vec![file(&drv, aterm.as_bytes()), file(&plain, b"just text")],
+            Locking::Take,
+        )
         .unwrap();
     assert!(store.is_valid(&drv).unwrap() && store.is_valid(&plain).unwrap());
+    assert_eq!(fs::read(store.real_path(&drv)).unwrap(), aterm.as_bytes());
     let outputs = store.derivation_outputs(&drv).unwrap();
     assert_eq!(outputs.len(), 1);
     assert_eq!(store.print_path(&outputs["out"]), out);
     assert!(store.derivation_outputs(&plain).unwrap().is_empty());
+    // The in-memory NAR hash is the one of the file on disk.
+    let on_disk = crate::nar::hash_path(&store.real_path(&drv), HashAlgo::Sha256).unwrap();
+    assert_eq!(store.path_info(&drv).unwrap().unwrap().nar_hash, on_disk.0);
 }
