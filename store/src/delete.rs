@@ -7,7 +7,7 @@
 //! grows with the depth of the tree. A read-only directory (store paths are
 //! `0555`) is made writable through its descriptor before its entries go.
 //!
-//! At most [`MAX_OPEN`] directories are held open: below that depth the
+//! At most 64 directories are held open: below that depth the
 //! walk goes back up through `..`, and checks that the directory it reaches
 //! is the one it came from (same device and inode), so a tree that another
 //! process moves meanwhile is never mistaken for its old parent.
