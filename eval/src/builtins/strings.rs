@@ -223,10 +223,11 @@ fn compile_regex(pattern: &str, whole: bool) -> EvalResult<Regex> {
     if let Some(re) = REGEX_CACHE.with(|c| c.borrow().get(&key).cloned()) {
         return Ok(re);
     }
+    // POSIX extended, as Nix's: `.` matches a newline too (`(?s)`).
     let source = if whole {
-        format!("^(?:{pattern})$")
+        format!("(?s)^(?:{pattern})$")
     } else {
-        pattern.to_owned()
+        format!("(?s){pattern}")
     };
     let re = Regex::new(&source)
         .map_err(|e| invalid(format!("invalid regular expression '{pattern}': {e}")))?;
@@ -404,6 +405,12 @@ fn to_xml(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
 #[cfg(test)]
 mod tests {
     use crate::builtins::testing::eval_str;
+
+    #[test]
+    fn a_dot_in_a_regular_expression_matches_a_newline_as_in_nix() {
+        // Expected value from Nix 2.8.
+        assert_eq!(eval_str(r#"builtins.match "a.b" "a\nb""#).unwrap(), "[ ]");
+    }
 
     #[test]
     fn versions_compare_like_nix() {
