@@ -29,10 +29,10 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(user) = err.downcast_ref::<UserError>() {
-        eprintln!("error: {user}");
+        crate::say!("error: {user}");
         return ExitCode::from(2);
     }
-    eprintln!("error: {}", render_chain(err));
+    crate::say!("error: {}", render_chain(err));
     ExitCode::from(1)
 }
 

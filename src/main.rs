@@ -3,6 +3,7 @@
 
 mod cli;
 mod exit;
+mod output;
 
 use std::process::ExitCode;
 

@@ -16,6 +16,13 @@ pub trait Observer: Sync {
     fn built_elsewhere(&self, _drv: &str, _name: &str) {}
     /// A build ended (successfully or not).
     fn finished(&self, _drv: &str, _name: &str, _ok: bool) {}
+    /// Polled while builds run: true stops the run as a failure does
+    /// without `--keep-going` (running builds are killed, their temp dirs
+    /// removed, nothing new starts). The CLI says so when its stderr or
+    /// stdout was closed.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// An observer that ignores everything.

@@ -7,7 +7,7 @@
 //! `--check` nothing is locked or registered.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use kiln_store::StorePath;
 use kiln_store::store::Store;
@@ -134,8 +134,24 @@ pub fn realise(
     let cancel = AtomicBool::new(false);
     let cleaner = Cleaner::new();
     let checks = std::sync::Mutex::new(Vec::new());
+    let finished = AtomicBool::new(false);
+    if observer.stop_requested() {
+        cancel.store(true, Ordering::Relaxed);
+    }
     let outcomes = std::thread::scope(|scope| {
         let prepared = Prepared::start(scope, store);
+        // The observer may ask to stop (its output was closed): that
+        // cancels the run as a failure would.
+        scope.spawn(|| {
+            while !finished.load(Ordering::Relaxed) {
+                if observer.stop_requested() {
+                    cancel.store(true, Ordering::Relaxed);
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        let _finish = SetOnDrop(&finished);
         run_dag(&plan.deps, options.jobs, options.keep_going, &cancel, |i| {
             let planned = &plan.builds[i];
             let result = build_locked(
@@ -172,6 +188,15 @@ pub fn realise(
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     Ok(realised)
+}
+
+/// Raises its flag when dropped, also while unwinding from a panic.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Lock the outputs, re-check validity, build.

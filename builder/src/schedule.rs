@@ -6,7 +6,11 @@
 //! marked as failed through it; without `keep_going` the `cancel` flag is
 //! raised (running jobs watch it and stop) and nothing new starts.
 //! Each running job gets its own thread; results come back over a channel.
+//! A job that panics still reports back (the run is cancelled and the panic
+//! resumed once every thread ended), so the loop never waits for a result
+//! that cannot come.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
@@ -55,7 +59,8 @@ where
     let mut ready: std::collections::BTreeSet<usize> =
         (0..n).filter(|&i| waiting_on[i] == 0).collect();
     let mut running = 0usize;
-    let (tx, rx) = mpsc::channel::<(usize, Result<(), E>)>();
+    let (tx, rx) = mpsc::channel::<(usize, std::thread::Result<Result<(), E>>)>();
+    let mut panicked = None;
 
     std::thread::scope(|scope| {
         loop {
@@ -65,7 +70,7 @@ where
                 let tx = tx.clone();
                 let job = &job;
                 scope.spawn(move || {
-                    let result = job(node);
+                    let result = panic::catch_unwind(AssertUnwindSafe(|| job(node)));
                     // The receiver outlives every job thread.
                     let _ = tx.send((node, result));
                 });
@@ -75,6 +80,14 @@ where
             }
             let Ok((node, result)) = rx.recv() else { break };
             running -= 1;
+            let result = match result {
+                Ok(result) => result,
+                Err(payload) => {
+                    cancel.store(true, Ordering::Relaxed);
+                    panicked.get_or_insert(payload);
+                    continue;
+                }
+            };
             match result {
                 Ok(()) => {
                     outcomes[node] = Some(NodeOutcome::Done);
@@ -95,6 +108,9 @@ where
             }
         }
     });
+    if let Some(payload) = panicked {
+        panic::resume_unwind(payload);
+    }
     outcomes
         .into_iter()
         .map(|o| o.unwrap_or(NodeOutcome::NotStarted))
@@ -185,6 +201,22 @@ mod tests {
         });
         assert!(out.iter().all(NodeOutcome::is_done));
         assert_eq!(max_seen.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_panicking_job_ends_the_run_instead_of_hanging_it() {
+        let deps = vec![vec![], vec![0], vec![]];
+        let cancel = AtomicBool::new(false);
+        let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            run_dag::<(), _>(&deps, 2, false, &cancel, |node| {
+                if node == 0 {
+                    panic!("job 0 panics");
+                }
+                Ok(())
+            })
+        }));
+        assert!(run.is_err(), "the panic is resumed");
+        assert!(cancel.load(Ordering::Relaxed));
     }
 
     #[test]

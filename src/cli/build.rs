@@ -14,7 +14,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use clap::Args;
@@ -28,7 +28,7 @@ use kiln_store::{Hash, HashAlgo, StorePath};
 use crate::cli::GlobalOpts;
 use crate::cli::config::{open_store, parse_store_path_arg};
 use crate::cli::installable::{SourceArgs, instantiate};
-use crate::exit;
+use crate::{exit, output, say};
 
 /// Build derivations in sandboxes.
 #[derive(Args, Debug)]
@@ -55,12 +55,16 @@ pub struct BuildArgs {
         default_value = "result"
     )]
     pub out_link: PathBuf,
-    /// Do not create result symlinks.
+    /// Do not create result symlinks (the output paths are still printed).
     #[arg(long)]
     pub no_out_link: bool,
-    /// Print the output paths on stdout.
+    /// The output paths are printed on stdout anyway, one per line, as
+    /// `nix-build` does; accepted for compatibility.
     #[arg(long)]
     pub print_out_paths: bool,
+    /// Show what would be built, build nothing (exit 0).
+    #[arg(long)]
+    pub dry_run: bool,
     /// Stream build logs to stderr, each line prefixed with `name> `.
     #[arg(short = 'L', long = "print-build-logs")]
     pub print_build_logs: bool,
@@ -96,9 +100,17 @@ pub fn run(global: &GlobalOpts, args: &BuildArgs) -> anyhow::Result<std::process
             max_silent: args.max_silent_time.map(Duration::from_secs),
         },
     };
+    if args.dry_run {
+        return dry_run(&store, &targets, args.check);
+    }
+    let started = Instant::now();
     let progress = Progress::new(args.print_build_logs, global.quiet);
     let realised = realise(&store, &targets, &options, &progress)?;
     progress.clear();
+    if output::closed() {
+        // Nobody reads any more: the builds were stopped and cleaned up.
+        return Err(anyhow!("output closed: builds stopped"));
+    }
 
     if !realised.ok() {
         for (drv, failure) in &realised.failures {
@@ -126,18 +138,55 @@ pub fn run(global: &GlobalOpts, args: &BuildArgs) -> anyhow::Result<std::process
     }
 
     let mut stdout = String::new();
+    let mut paths = 0;
     for (i, (_drv, outputs)) in realised.outputs.iter().enumerate() {
         for (name, path) in outputs {
-            if args.print_out_paths {
-                stdout += &format!("{}\n", store.print_path(path));
-            }
+            stdout += &format!("{}\n", store.print_path(path));
+            paths += 1;
             if !args.no_out_link {
                 let link = link_name(&args.out_link, i, name);
                 make_result_link(&store, &link, path)?;
             }
         }
     }
-    print!("{stdout}");
+    if progress.live.is_some() {
+        say!("{}", summary(realised.built, paths, started.elapsed()));
+    }
+    output::stdout(stdout.as_bytes()).context("printing the output paths")?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The line the live view leaves behind after a successful run.
+fn summary(built: usize, paths: usize, took: Duration) -> String {
+    let outputs = if paths == 1 { "output" } else { "outputs" };
+    match built {
+        0 => format!("nothing to build: {paths} {outputs} already valid"),
+        1 => format!(
+            "built 1 derivation in {:.1}s, {paths} {outputs}",
+            took.as_secs_f64()
+        ),
+        n => format!(
+            "built {n} derivations in {:.1}s, {paths} {outputs}",
+            took.as_secs_f64()
+        ),
+    }
+}
+
+/// `--dry-run`: list what would be built, as `nix-build --dry-run` does.
+fn dry_run(
+    store: &Store,
+    targets: &[StorePath],
+    check: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    let plan = kiln_builder::plan::plan(store, targets, check)?;
+    match plan.builds.len() {
+        0 => say!("nothing to build: every output is valid"),
+        1 => say!("this derivation would be built:"),
+        n => say!("these {n} derivations would be built:"),
+    }
+    for build in &plan.builds {
+        say!("  {}", store.print_path(&build.drv_path));
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -232,21 +281,21 @@ fn report_failure(drv: &str, failure: &Failure) {
             log_tail,
             kept,
         }) => {
-            eprintln!("error: builder for '{drv}' failed: {outcome}");
+            say!("error: builder for '{drv}' failed: {outcome}");
             if !log_tail.is_empty() {
-                eprintln!("last {} log lines:", log_tail.len());
+                say!("last {} log lines:", log_tail.len());
                 for line in log_tail {
-                    eprintln!("> {line}");
+                    say!("> {line}");
                 }
             }
             if let Some(dir) = kept {
-                eprintln!("the build directory is kept at {}", dir.display());
+                say!("the build directory is kept at {}", dir.display());
             }
-            eprintln!("For the full log, run 'kiln log {drv}'.");
+            say!("For the full log, run 'kiln log {drv}'.");
         }
-        Failure::Build(e) => eprintln!("error: {e}"),
+        Failure::Build(e) => say!("error: {e}"),
         Failure::Dependency(dep) => {
-            eprintln!("error: cannot build '{drv}': its dependency '{dep}' failed")
+            say!("error: cannot build '{drv}': its dependency '{dep}' failed")
         }
         Failure::NotStarted => {}
     }
@@ -257,13 +306,14 @@ fn report_check(drv: &str, outputs: &[CheckedOutput]) -> bool {
     let mut same = true;
     for out in outputs {
         if out.differences.is_empty() {
-            eprintln!("checked output '{}' of '{drv}': reproducible", out.output);
+            say!("checked output '{}' of '{drv}': reproducible", out.output);
             continue;
         }
         same = false;
-        eprintln!(
+        say!(
             "error: output '{}' of '{drv}' differs when rebuilt ({}):",
-            out.output, out.path
+            out.output,
+            out.path
         );
         for d in &out.differences {
             let file = if d.path.as_os_str().is_empty() {
@@ -271,9 +321,10 @@ fn report_check(drv: &str, outputs: &[CheckedOutput]) -> bool {
             } else {
                 d.path.display().to_string()
             };
-            eprintln!(
+            say!(
                 "  {file}\n    in the store: {}\n    rebuilt:      {}",
-                d.valid, d.rebuilt
+                d.valid,
+                d.rebuilt
             );
         }
     }
@@ -342,11 +393,11 @@ impl Observer for Progress {
             live.main.set_length(drvs.len() as u64);
         } else if !self.quiet {
             match drvs.len() {
-                1 => eprintln!("this derivation will be built:"),
-                n => eprintln!("these {n} derivations will be built:"),
+                1 => say!("this derivation will be built:"),
+                n => say!("these {n} derivations will be built:"),
             }
             for d in drvs {
-                eprintln!("  {d}");
+                say!("  {d}");
             }
         }
     }
@@ -362,26 +413,26 @@ impl Observer for Progress {
             bar.enable_steady_tick(Duration::from_millis(120));
             self.running().insert(drv.to_string(), bar);
         } else if !self.quiet {
-            eprintln!("building '{drv}'...");
+            say!("building '{drv}'...");
         }
     }
 
     fn log_line(&self, drv: &str, name: &str, line: &str) {
         if let Some(live) = &self.live {
             if self.print_logs {
-                live.multi.suspend(|| eprintln!("{name}> {line}"));
+                live.multi.suspend(|| say!("{name}> {line}"));
             }
             if let Some(bar) = self.running().get(drv) {
                 bar.set_message(line.to_string());
             }
         } else if self.print_logs {
-            eprintln!("{name}> {line}");
+            say!("{name}> {line}");
         }
     }
 
     fn built_elsewhere(&self, drv: &str, _name: &str) {
         if self.live.is_none() && !self.quiet {
-            eprintln!("'{drv}' was built by another process");
+            say!("'{drv}' was built by another process");
         }
     }
 
@@ -400,7 +451,11 @@ impl Observer for Progress {
             live.main.set_message(running.join(", "));
         } else if !self.quiet {
             let status = if ok { "built" } else { "FAILED" };
-            eprintln!("[{done}/{total}] {status} '{drv}'");
+            say!("[{done}/{total}] {status} '{drv}'");
         }
+    }
+
+    fn stop_requested(&self) -> bool {
+        output::closed()
     }
 }

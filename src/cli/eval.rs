@@ -87,7 +87,7 @@ pub fn run(global: &GlobalOpts, args: &EvalArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(rendered) => {
-            eprint!("{rendered}");
+            crate::say_raw!("{rendered}");
             Ok(ExitCode::from(2))
         }
     }

@@ -63,7 +63,7 @@ pub fn run(global: &GlobalOpts, args: &LogArgs) -> anyhow::Result<std::process::
     let result = read_log(&file, &mut out);
     out.flush()?;
     if result? == LogEnd::Incomplete {
-        eprintln!(
+        crate::say!(
             "note: the log of {} is incomplete: its build is still running, or was killed",
             store.print_path(drv)
         );

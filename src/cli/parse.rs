@@ -85,7 +85,7 @@ fn parse_and_print(
     let expr = match kiln_lang::parse(file, map.text(file), &mut names) {
         Ok(expr) => expr,
         Err(err) => {
-            eprint!("{}", err.to_diagnostic().render(&map));
+            crate::say_raw!("{}", err.to_diagnostic().render(&map));
             return Ok(ExitCode::from(2));
         }
     };

@@ -204,7 +204,7 @@ fn verify(global: &GlobalOpts) -> anyhow::Result<()> {
     let store = open_store(global)?;
     let report = kiln_store::verify::verify_store(&store)?;
     for (path, problem) in &report.problems {
-        eprintln!("error: {}: {problem}", store.print_path(path));
+        crate::say!("error: {}: {problem}", store.print_path(path));
     }
     if !report.problems.is_empty() {
         return Err(anyhow!(
@@ -213,7 +213,7 @@ fn verify(global: &GlobalOpts) -> anyhow::Result<()> {
             report.checked
         ));
     }
-    eprintln!("checked {} valid paths: all intact", report.checked);
+    crate::say!("checked {} valid paths: all intact", report.checked);
     Ok(())
 }
 

@@ -8,5 +8,6 @@ mod instantiate;
 mod key;
 mod kit;
 mod parse;
+mod pipes;
 mod readme;
 mod store;

@@ -9,6 +9,7 @@ use crate::machine::Machine;
 use crate::search_path::SearchPathEntry;
 use crate::symbol::Symbol;
 use crate::value::{Attrs, Value};
+use std::io::Write;
 
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
@@ -107,7 +108,8 @@ fn trace(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
         Value::String(s) => s.as_str().to_owned(),
         other => crate::print::print_value(m, other, false)?,
     };
-    eprintln!("trace: {shown}");
+    // A closed stderr must not end the evaluation with a panic.
+    let _ = writeln!(std::io::stderr(), "trace: {shown}");
     m.force(&args[1])
 }
 

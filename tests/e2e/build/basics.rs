@@ -164,3 +164,37 @@ fn out_links_name_every_output_of_every_target() {
     kit.env.fails(&["build", &kit.path(&two), "-o", "taken"], 2);
     assert_eq!(read(&work.join("taken")), "mine");
 }
+
+#[test]
+fn build_prints_the_output_paths_and_dry_run_builds_nothing() {
+    if !require_bwrap() {
+        return;
+    }
+    let mut kit = DrvKit::new();
+    let drv = kit.write(Spec {
+        outputs: &["out", "doc"],
+        ..Spec::new("two", "echo a > $out; echo b > $doc")
+    });
+    let expected = format!(
+        "{}\n{}\n",
+        kit.path(&kit.out(&drv, "doc")),
+        kit.path(&kit.out(&drv, "out"))
+    );
+    // --dry-run lists the derivation and builds nothing.
+    let out = kit.build(&drv, &["--dry-run"]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("this derivation would be built:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&kit.path(&drv)), "{stderr}");
+    assert!(!kit.reopen().is_valid(&kit.out(&drv, "out")).unwrap());
+    // Without --print-out-paths, as nix-build: one path per line.
+    let out = kit.build(&drv, &[]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+    // Already valid: printed again, and the alias gives the same.
+    assert_eq!(kit.build_ok(&drv), expected);
+}
