@@ -36,7 +36,7 @@ macro_rules! say {
 const KILN: &str = env!("CARGO_BIN_EXE_kiln");
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/nixpkgs-lib-2022")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/nixpkgs-lib-2022")
 }
 
 fn shim_dir() -> PathBuf {
