@@ -52,6 +52,20 @@ pub enum KeyError {
 }
 
 /// Split `NAME:BASE64` and decode the base64.
+/// The decoded bytes of a key as an array of the length its kind needs.
+fn exact_length<const N: usize>(
+    name: &str,
+    kind: &'static str,
+    bytes: &[u8],
+) -> Result<[u8; N], KeyError> {
+    bytes.try_into().map_err(|_| KeyError::BadLength {
+        name: name.to_string(),
+        kind,
+        found: bytes.len(),
+        expected: N,
+    })
+}
+
 fn split_named(text: &str) -> Result<(String, Vec<u8>), KeyError> {
     let text = text.trim();
     let (name, data) = text.split_once(':').ok_or(KeyError::NoColon)?;
@@ -106,15 +120,7 @@ impl SecretKey {
     /// Read `NAME:BASE64(seed ‖ public)`.
     pub fn parse(text: &str) -> Result<SecretKey, KeyError> {
         let (name, bytes) = split_named(text)?;
-        let pair: [u8; 64] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeyError::BadLength {
-                name: name.clone(),
-                kind: "secret",
-                found: bytes.len(),
-                expected: 64,
-            })?;
+        let pair: [u8; 64] = exact_length(&name, "secret", &bytes)?;
         let key = SigningKey::from_keypair_bytes(&pair)
             .map_err(|_| KeyError::Mismatch { name: name.clone() })?;
         Ok(SecretKey { name, key })
@@ -162,15 +168,7 @@ impl PublicKey {
     /// Read `NAME:BASE64(public)`.
     pub fn parse(text: &str) -> Result<PublicKey, KeyError> {
         let (name, bytes) = split_named(text)?;
-        let raw: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeyError::BadLength {
-                name: name.clone(),
-                kind: "public",
-                found: bytes.len(),
-                expected: 32,
-            })?;
+        let raw: [u8; 32] = exact_length(&name, "public", &bytes)?;
         let key = VerifyingKey::from_bytes(&raw)
             .map_err(|_| KeyError::BadPoint { name: name.clone() })?;
         Ok(PublicKey { name, key })

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::kit::{DrvKit, Spec, TestEnv, process_running, require_bwrap};
+use crate::kit::{DrvKit, Spec, TestEnv, process_running};
 
 /// Run `kiln ARGS… REDIRECT | head HEAD` through sh; the exit code of kiln
 /// (`PIPESTATUS` is bash's, so the pipeline records it in a file).
@@ -84,10 +84,9 @@ fn evaluation_and_store_commands_end_cleanly() {
 
 #[test]
 fn a_build_whose_output_is_closed_is_stopped_and_cleaned_up() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let drv = kit.write(Spec::new(
         "talker",
         "echo one; echo two; sleep 27.18; echo > $out",

@@ -3,14 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::kit::{DrvKit, STORE_DIR, Spec, read, require_bwrap};
+use crate::kit::{DrvKit, STORE_DIR, Spec, read};
 
 #[test]
 fn builds_a_derivation_links_result_and_keeps_its_log() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let drv = kit.write(Spec::new(
         "hello",
         "echo building hello; mkdir $out; echo hello > $out/greeting",
@@ -48,10 +47,9 @@ fn builds_a_derivation_links_result_and_keeps_its_log() {
 
 #[test]
 fn a_failed_build_reports_status_log_tail_and_how_to_see_more() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let drv = kit.write(Spec::new(
         "broken",
         "i=1; while [ $i -le 40 ]; do echo line $i; i=$((i+1)); done; echo > /build/marker; exit 3",
@@ -97,10 +95,9 @@ fn missing_bwrap_is_an_error_that_says_what_to_install() {
 
 #[test]
 fn builds_from_a_file_and_rejects_what_is_not_a_derivation() {
-    if !require_bwrap() {
+    let Some(kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let kit = DrvKit::new();
+    };
     // DrvKit::new left a busybox directory in work/.
     kit.env.write(
         "default.nix",
@@ -133,10 +130,9 @@ in rec {
 
 #[test]
 fn out_links_name_every_output_of_every_target() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let one = kit.write(Spec {
         outputs: &["out", "dev"],
         ..Spec::new("one", "echo out > $out; echo dev > $dev")
@@ -167,10 +163,9 @@ fn out_links_name_every_output_of_every_target() {
 
 #[test]
 fn build_prints_the_output_paths_and_dry_run_builds_nothing() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let drv = kit.write(Spec {
         outputs: &["out", "doc"],
         ..Spec::new("two", "echo a > $out; echo b > $doc")

@@ -8,10 +8,9 @@ use crate::kit::{DrvKit, Spec, process_running, read, require_bwrap};
 
 #[test]
 fn sigkill_during_a_build_leaves_a_consistent_store() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let drv = kit.write(Spec::new(
         "killed",
         "mkdir $out; echo partial > $out/a; sleep 2.71; echo done > $out/b",

@@ -4,14 +4,13 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::kit::{DrvKit, Spec, process_running, require_bwrap};
+use crate::kit::{DrvKit, Spec, process_running};
 
 #[test]
 fn print_build_logs_prefixes_lines() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let drv = kit.write(Spec::new(
         "chatty",
         "echo first; echo second >&2; echo > $out",
@@ -46,10 +45,9 @@ fn wait_for_log(kit: &DrvKit, arg: &str, expected: &str, limit: Duration) -> Str
 
 #[test]
 fn log_shows_what_a_running_and_then_killed_build_printed() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let drv = kit.write(Spec::new(
         "slow-talker",
         "echo one; echo two >&2; echo three; sleep 31.41; echo > $out",

@@ -6,14 +6,13 @@ use std::time::{Duration, Instant};
 
 use kiln_store::{FileIngestionMethod, Hash, HashAlgo};
 
-use crate::kit::{DrvKit, Spec, read, require_bwrap};
+use crate::kit::{DrvKit, Spec, read};
 
 #[test]
 fn fixed_output_hash_is_checked() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let good = Hash::digest(HashAlgo::Sha256, b"fetched\n");
     let wrong = Hash::digest(HashAlgo::Sha256, b"something else\n");
     let ok = kit.write(Spec {
@@ -50,10 +49,9 @@ fn fixed_output_hash_is_checked() {
 
 #[test]
 fn references_are_found_by_scanning() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let dep = kit.write(Spec::new("dep", "echo dep > $out"));
     let dep_out = kit.path(&kit.out(&dep, "out"));
     let uses = kit.write(Spec {
@@ -86,10 +84,9 @@ fn references_are_found_by_scanning() {
 
 #[test]
 fn allowed_and_disallowed_references_are_enforced() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let dep = kit.write(Spec::new("dep", "echo dep > $out"));
     let dep_out = kit.path(&kit.out(&dep, "out"));
     let allowed_ok = kit.write(Spec {
@@ -143,10 +140,9 @@ fn allowed_and_disallowed_references_are_enforced() {
 
 #[test]
 fn missing_outputs_and_timeouts_fail() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let lazy = kit.write(Spec::new("lazy", "echo did nothing"));
     let stderr = kit.build_fails(&lazy, &[]);
     assert!(stderr.contains("did not produce output 'out'"), "{stderr}");
@@ -162,10 +158,9 @@ fn missing_outputs_and_timeouts_fail() {
 
 #[test]
 fn structured_attributes_are_written_to_files() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let drv = kit.write(Spec {
         env: &[(
             "__json",

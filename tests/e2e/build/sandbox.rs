@@ -33,10 +33,9 @@ fn the_sandbox_has_no_network() {
 
 #[test]
 fn the_sandbox_shows_only_the_input_closure_and_no_host_dirs() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     // A valid path that is not an input must not be visible.
     let other_src = kit.env.write("other.txt", "not an input");
     let other = kit.store.add_path(&other_src, "other").unwrap();
@@ -74,10 +73,9 @@ fn the_sandbox_shows_only_the_input_closure_and_no_host_dirs() {
 
 #[test]
 fn inputs_are_read_only() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let bb = kit.path(&kit.busybox.clone());
     let drv = kit.write(Spec {
         env: &[("bb", &bb)],
@@ -95,10 +93,9 @@ fn inputs_are_read_only() {
 
 #[test]
 fn builds_run_as_an_unprivileged_user_with_a_fixed_identity() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let drv = kit.write(Spec::new(
         "ident",
         "mkdir $out; id -u > $out/uid; id -g > $out/gid; id -un > $out/user; \
@@ -116,10 +113,9 @@ fn builds_run_as_an_unprivileged_user_with_a_fixed_identity() {
 
 #[test]
 fn the_environment_is_as_designed() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let drv = kit.write(Spec {
         env: &[
             ("greeting", "hi there"),
@@ -167,10 +163,9 @@ fn the_environment_is_as_designed() {
 
 #[test]
 fn no_process_survives_the_build() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let drv = kit.write(Spec::new(
         "daemon",
         "sleep 4242 & (setsid sleep 4243 &) ; nohup sleep 4244 >/dev/null 2>&1 & echo started > $out",

@@ -6,14 +6,13 @@ use std::time::Duration;
 
 use kiln_store::StorePath;
 
-use crate::kit::{DrvKit, Spec, read, require_bwrap};
+use crate::kit::{DrvKit, Spec, read};
 
 #[test]
 fn dependencies_build_in_order_and_keep_going_continues() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let a = kit.write(Spec::new("a", "echo a > $out"));
     let a_out = kit.path(&kit.out(&a, "out"));
     let b = kit.write(Spec {
@@ -44,10 +43,9 @@ fn dependencies_build_in_order_and_keep_going_continues() {
 
 #[test]
 fn check_reports_reproducible_or_the_differing_files() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let stable = kit.write(Spec::new("stable", "mkdir $out; echo same > $out/f"));
     kit.build_ok(&stable);
     let out = kit.build(&stable, &["--check"]);
@@ -73,10 +71,9 @@ fn check_reports_reproducible_or_the_differing_files() {
 
 #[test]
 fn concurrent_builds_of_one_graph_build_each_derivation_once() {
-    if !require_bwrap() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
         return;
-    }
-    let mut kit = DrvKit::new();
+    };
     let mut leaves = Vec::new();
     for name in ["leaf-a", "leaf-b", "leaf-c"] {
         leaves.push(kit.write(Spec::new(name, "echo start; sleep 0.5; echo $name > $out")));

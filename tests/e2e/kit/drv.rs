@@ -48,6 +48,12 @@ impl<'a> Spec<'a> {
 }
 
 impl DrvKit {
+    /// A kit for a test that builds in the sandbox, or `None` (after saying
+    /// `skipped: …`) where bubblewrap is missing outside CI.
+    pub fn sandboxed() -> Option<DrvKit> {
+        super::require_bwrap().then(DrvKit::new)
+    }
+
     pub fn new() -> DrvKit {
         let env = TestEnv::new();
         let store = Store::open(StoreConfig {
