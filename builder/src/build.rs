@@ -19,6 +19,7 @@
 //! `STATE/failed/<drv base name>-<n>` and named in the error.
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -275,13 +276,27 @@ fn keep_build_dir(store: &Store, drv_path: &StorePath, temp: &Path) -> Option<Pa
         tracing::warn!("cannot create {}: {e}", failed.display());
         return None;
     }
+    // Only kiln's user may enter: a kept build may hold anything.
+    if let Err(e) = std::fs::set_permissions(&failed, PermissionsExt::from_mode(0o700)) {
+        tracing::warn!("cannot make {} private: {e}", failed.display());
+        return None;
+    }
     for n in 0..1000 {
         let dest = failed.join(format!("{drv_path}-{n}"));
         if dest.exists() {
             continue;
         }
         return match std::fs::rename(temp, &dest) {
-            Ok(()) => Some(dest),
+            // No setuid file, capability or writable bit of the build
+            // survives in what is kept.
+            Ok(()) => match kiln_store::canonicalise::sanitise_tree(&dest) {
+                Ok(_) => Some(dest),
+                Err(e) => {
+                    tracing::warn!("cannot make the kept build directory safe: {e}");
+                    let _ = kiln_store::delete::remove_tree(&dest);
+                    None
+                }
+            },
             Err(e) => {
                 tracing::warn!("cannot keep the build directory: {e}");
                 None

@@ -108,6 +108,17 @@ pub fn process_outputs(
                 path: store_dir.display(path),
             });
         }
+        // A fixed output's builder had the network and may have passed a
+        // descriptor of its files to someone else: what is checked and
+        // registered is a copy in fresh inodes that nobody else can hold.
+        let scratch = if matches!(drv.outputs[name], DerivationOutput::Fixed { .. }) {
+            let copy = scratch_store.with_file_name(format!("fixed-copy-{name}"));
+            kiln_store::canonicalise::copy_tree(&scratch, &copy)
+                .map_err(|e| BuildError::store(format!("copying output {name}"), e))?;
+            copy
+        } else {
+            scratch
+        };
         kiln_store::canonicalise::canonicalise_tree(&scratch)
             .map_err(|e| BuildError::store(format!("canonicalising output {name}"), e))?;
 

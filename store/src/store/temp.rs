@@ -48,6 +48,9 @@ impl TempDir {
         let lock = PathLock::acquire(&lock_path).map_err(StoreError::io("locking", &lock_path))?;
         let path = store_dir.join(&name);
         fs::create_dir(&path).map_err(StoreError::io("creating temporary directory", &path))?;
+        // Private: while a build runs, its files may carry any mode.
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(StoreError::io("making private", &path))?;
         Ok(TempDir {
             path,
             lock: Some(lock),
@@ -95,7 +98,11 @@ pub fn remove_stale(store_dir: &Path, lock_dir: &Path) -> Result<usize, StoreErr
         else {
             continue; // a live process is still assembling it
         };
-        remove_tree(&entry.path())?;
+        // One tree that cannot be removed never stops the sweep.
+        if let Err(e) = remove_tree(&entry.path()) {
+            tracing::warn!("cannot remove the stale temporary directory: {e}");
+            continue;
+        }
         drop(lock);
         let _ = fs::remove_file(&lock_path);
         removed += 1;

@@ -8,3 +8,4 @@ mod log;
 mod outputs;
 mod sandbox;
 mod schedule;
+mod security;
