@@ -97,6 +97,11 @@ pub enum BuildError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// A `.drv` that is malformed or names paths its contents do not give
+    /// (see `kiln_store::derivation::check`).
+    #[error(transparent)]
+    Derivation(#[from] kiln_store::derivation::DerivationError),
+
     #[error("{0}")]
     Other(String),
 }

@@ -7,11 +7,17 @@
 //! derivations visited: a valid output needs nothing below it, so a no-op
 //! build reads just the targets. The graph's edges are "needs the outputs
 //! of", restricted to derivations that need building.
+//!
+//! Every derivation visited is checked before it is trusted: its output
+//! paths must be the ones its contents give ([`Derivation::check_outputs`]),
+//! which reads the hash modulo of every input derivation below it (each
+//! once per plan).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
 
 use kiln_store::StorePath;
-use kiln_store::derivation::Derivation;
+use kiln_store::derivation::{Derivation, DrvHash};
 use kiln_store::store::Store;
 
 use crate::error::BuildError;
@@ -52,6 +58,7 @@ pub fn plan(store: &Store, targets: &[StorePath], check: bool) -> Result<Plan, B
         index: HashMap::new(),
         visiting: BTreeSet::new(),
         outputs: HashMap::new(),
+        hashes: HashMap::new(),
     };
     for target in targets {
         planner.visit(target, check)?;
@@ -68,9 +75,31 @@ struct Planner<'a> {
     visiting: BTreeSet<StorePath>,
     /// Output paths of every derivation visited.
     outputs: HashMap<StorePath, BTreeMap<String, StorePath>>,
+    /// Hash modulo of every derivation read for checking.
+    hashes: HashMap<StorePath, Rc<DrvHash>>,
 }
 
 impl Planner<'_> {
+    /// The unmasked hash modulo of the input derivation `drv_path`.
+    fn drv_hash(&mut self, drv_path: &StorePath) -> Result<Rc<DrvHash>, BuildError> {
+        if let Some(hash) = self.hashes.get(drv_path) {
+            return Ok(hash.clone());
+        }
+        if !self.is_valid(drv_path)? {
+            return Err(BuildError::Other(format!(
+                "input derivation {} is not a valid path in this store",
+                self.store.print_path(drv_path)
+            )));
+        }
+        let drv = read_derivation(self.store, drv_path)?;
+        let hash = drv.hash_modulo(self.store.store_dir(), false, &mut |input| {
+            self.drv_hash(input)
+        })?;
+        let hash = Rc::new(hash);
+        self.hashes.insert(drv_path.clone(), hash.clone());
+        Ok(hash)
+    }
+
     fn is_valid(&self, path: &StorePath) -> Result<bool, BuildError> {
         self.store
             .is_valid(path)
@@ -94,6 +123,9 @@ impl Planner<'_> {
             )));
         }
         let drv = read_derivation(self.store, drv_path)?;
+        drv.check_outputs(self.store.store_dir(), drv_path, &mut |input| {
+            self.drv_hash(input)
+        })?;
         let outputs = output_paths(&printed, &drv)?;
         self.outputs.insert(drv_path.clone(), outputs.clone());
         let mut all_valid = true;

@@ -137,6 +137,24 @@ pub enum DerivationError {
     // Path computation.
     #[error("input derivation {drv:?} has no output {output:?}")]
     MissingInputOutput { drv: String, output: String },
+    // Trust: what a `.drv` says must be what its contents give.
+    #[error(
+        "derivation '{drv}' has incorrect output '{found}', should be '{expected}' (output {output:?})"
+    )]
+    IncorrectOutput {
+        drv: String,
+        output: String,
+        found: String,
+        expected: String,
+    },
+    #[error(
+        "derivation '{drv}' has incorrect environment variable '{variable}', should be '{expected}'"
+    )]
+    IncorrectEnvironment {
+        drv: String,
+        variable: String,
+        expected: String,
+    },
     #[error("cannot compute a path of derivation {drv_name:?}: {source}")]
     Path {
         drv_name: String,

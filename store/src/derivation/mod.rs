@@ -36,6 +36,7 @@
 //!
 //! Everything here follows Nix 2.8.
 
+mod check;
 mod error;
 pub mod hash_modulo;
 pub mod instantiate;

@@ -70,3 +70,67 @@ fn outputs_are_registered_without_setuid_bits() {
     kit.build_ok(&drv);
     assert_eq!(dangerous_modes(&kit.real(&drv)), Vec::<String>::new());
 }
+
+/// A forged `.drv` names another derivation's output as its own: building
+/// it would let its builder decide what that path holds. kiln recomputes
+/// the output paths from the `.drv`'s contents and refuses it.
+#[test]
+fn a_drv_naming_another_derivations_output_is_refused() {
+    use kiln_store::derivation::DerivationOutput;
+
+    let Some(mut kit) = DrvKit::sandboxed() else {
+        return;
+    };
+    let victim = kit.write(Spec::new("victim", "echo genuine > $out"));
+    let victim_out = kit.out(&victim, "out");
+    let honest = kit.write(Spec::new("forged", "echo poisoned > $out"));
+    let mut forged = kit.drvs[&honest].clone();
+    forged.outputs.insert(
+        "out".into(),
+        DerivationOutput::InputAddressed {
+            path: victim_out.clone(),
+        },
+    );
+    forged
+        .env
+        .insert("out".into(), kit.store.print_path(&victim_out));
+    let forged = kit.store.write_derivation(&forged, "forged").unwrap();
+
+    let stderr = kit.build_fails(&forged, &[]);
+    assert!(
+        stderr.contains(&format!(
+            "derivation '{}' has incorrect output '{}', should be '{}'",
+            kit.path(&forged),
+            kit.path(&victim_out),
+            kit.path(&kit.out(&honest, "out"))
+        )),
+        "{stderr}"
+    );
+    assert!(!kit.store.real_path(&victim_out).exists());
+
+    let built = kit.build_ok(&victim);
+    assert_eq!(built.trim(), kit.path(&victim_out));
+    let content = std::fs::read_to_string(kit.store.real_path(&victim_out)).unwrap();
+    assert_eq!(content, "genuine\n");
+}
+
+/// The variable named after an output must be that output's path: a build
+/// told to write elsewhere is refused before it starts.
+#[test]
+fn a_drv_whose_out_variable_points_elsewhere_is_refused() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
+        return;
+    };
+    let victim = kit.write(Spec::new("victim", "echo genuine > $out"));
+    let victim_out = kit.path(&kit.out(&victim, "out"));
+    let honest = kit.write(Spec::new("forged", "echo poisoned > $out"));
+    let mut forged = kit.drvs[&honest].clone();
+    forged.env.insert("out".into(), victim_out.clone());
+    let forged = kit.store.write_derivation(&forged, "forged").unwrap();
+
+    let stderr = kit.build_fails(&forged, &[]);
+    assert!(
+        stderr.contains("has incorrect environment variable 'out', should be '"),
+        "{stderr}"
+    );
+}
