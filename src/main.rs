@@ -7,15 +7,13 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 // The evaluator makes millions of small, short-lived allocations; mimalloc
 // serves them markedly faster than glibc malloc (see bench/eval).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = cli::parse_or_exit();
     cli::init_logging(&args.global);
     match cli::run(args) {
         Ok(code) => code,

@@ -55,7 +55,7 @@ pub enum ErrorKind {
     UnexpectedArgument { function: String, name: String },
     #[error("cannot coerce {0} to a string")]
     NotCoercibleToString(&'static str),
-    #[error("file '{0}' was not found in the search path (add it with -I or KILN_PATH)")]
+    #[error("file '{0}' was not found in the search path (add it with -I, KILN_PATH or NIX_PATH)")]
     SearchPathNotFound(String),
     #[error("{0}")]
     Io(String),
@@ -133,6 +133,10 @@ impl ErrorKind {
 pub struct TraceFrame {
     pub message: String,
     pub span: Option<Span>,
+    /// A frame of kiln's own machinery ("while calling the builtin
+    /// 'getAttr'") rather than of what the user wrote; the short trace
+    /// folds these.
+    pub builtin: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -181,11 +185,21 @@ impl EvalError {
 
     /// Add a "while …" frame (outer frames are added later, so the trace
     /// reads innermost first).
-    pub fn context(mut self, message: impl Into<String>, span: Option<Span>) -> EvalError {
+    pub fn context(self, message: impl Into<String>, span: Option<Span>) -> EvalError {
+        self.push_frame(message.into(), span, false)
+    }
+
+    /// Add the frame of a call of builtin `name` (folded in short traces).
+    pub fn builtin_context(self, name: &str, span: Option<Span>) -> EvalError {
+        self.push_frame(format!("while calling the builtin '{name}'"), span, true)
+    }
+
+    fn push_frame(mut self, message: String, span: Option<Span>, builtin: bool) -> EvalError {
         if self.0.trace.len() < MAX_TRACE {
             self.0.trace.push(TraceFrame {
-                message: message.into(),
+                message,
                 span,
+                builtin,
             });
         }
         self

@@ -206,9 +206,10 @@ impl Evaluation {
             .map(drop)
     }
 
-    /// An error with its position, source line and trace, as text.
+    /// An error with its position, source line and trace, as text: the
+    /// full trace with the `show_trace` option, the short one otherwise.
     pub fn render_error(&self, err: &EvalError) -> String {
-        crate::render::render_error(&self.machine.sources, err)
+        crate::render::render_error(&self.machine.sources, err, self.machine.options.show_trace)
     }
 
     /// Evaluate text and print it the `nix-instantiate --eval` way; for

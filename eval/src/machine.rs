@@ -773,10 +773,7 @@ impl Machine {
                         Some(s) => e.at(s),
                         None => e,
                     };
-                    e.context(
-                        format!("while calling the builtin '{}'", builtin.name),
-                        span,
-                    )
+                    e.builtin_context(builtin.name, span)
                 })
             }
         }

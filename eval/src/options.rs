@@ -18,6 +18,9 @@ pub struct EvalOptions {
     /// Extra files visible as `<nix/NAME>` (the corepkgs Nix ships, such
     /// as `fetchurl.nix`).
     pub corepkgs: BTreeMap<String, String>,
+    /// Render errors with the full trace, builtin frames included
+    /// (`--show-trace`); otherwise the short one (see `render`).
+    pub show_trace: bool,
 }
 
 impl Default for EvalOptions {
@@ -27,6 +30,7 @@ impl Default for EvalOptions {
             current_system: current_system(),
             base_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
             corepkgs: BTreeMap::new(),
+            show_trace: false,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The search path for `<name>` lookups.
 //!
-//! Entries come from `-I` options and then from `KILN_PATH`
-//! (colon-separated, like `NIX_PATH`). An entry is either `DIR` (look for
+//! Entries come from `-I` options, then from `KILN_PATH`, then from
+//! `NIX_PATH` (both colon-separated; a `scheme://…` entry keeps its colon). An entry is either `DIR` (look for
 //! `DIR/name`) or `PREFIX=DIR` (`<PREFIX/rest>` becomes `DIR/rest`). The
 //! parser turns `<p>` into `__findFile __nixPath "p"`, so a program can
 //! shadow either name, as in Nix; `__nixPath` is the list of entries as
@@ -37,9 +37,22 @@ impl SearchPathEntry {
         SearchPathEntry { prefix, path }
     }
 
-    /// Parse a colon-separated list (`KILN_PATH`). Empty items are skipped.
+    /// Parse a colon-separated list (`KILN_PATH`, `NIX_PATH`). Empty items
+    /// are skipped; the colon of a URL (`nixpkgs=https://…`) does not
+    /// split it. (kiln does not download, so such an entry never matches.)
     pub fn parse_list(text: &str, cwd: &Path) -> Vec<SearchPathEntry> {
-        text.split(':')
+        let mut items: Vec<String> = Vec::new();
+        for piece in text.split(':') {
+            match items.last_mut() {
+                Some(last) if piece.starts_with("//") => {
+                    last.push(':');
+                    last.push_str(piece);
+                }
+                _ => items.push(piece.to_owned()),
+            }
+        }
+        items
+            .iter()
             .filter(|item| !item.is_empty())
             .map(|item| SearchPathEntry::parse(item, cwd))
             .collect()
@@ -89,6 +102,16 @@ pub fn find_file(entries: &[SearchPathEntry], wanted: &str) -> EvalResult<PathBu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_entry_keeps_its_colon() {
+        let entries = SearchPathEntry::parse_list(
+            "nixpkgs=https://example.org/n.tar.gz:/plain::x=/y",
+            Path::new("/"),
+        );
+        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["https://example.org/n.tar.gz", "/plain", "/y"]);
+    }
 
     #[test]
     fn parses_prefixed_and_plain_entries() {

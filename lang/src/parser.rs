@@ -1130,7 +1130,11 @@ impl<'s> Parser<'s, '_> {
                     let path = self.parse_attrpath()?;
                     self.expect(Tok::Assign, "'=' after the attribute name")?;
                     let value = self.parse_expr()?;
-                    self.expect(Tok::Semi, "';' after the attribute's value")?;
+                    let next = self.peek()?;
+                    if next.kind != Tok::Semi {
+                        return Err(self.missing_semi(&value, next));
+                    }
+                    self.bump()?;
                     self.add_attr(&mut b, path, value)?;
                 }
                 _ => {
@@ -1143,6 +1147,48 @@ impl<'s> Parser<'s, '_> {
                 }
             }
         }
+    }
+
+    /// The error for a binding's value not followed by `;`. When the `;`
+    /// was forgotten at the end of a line, the next line either starts a
+    /// new binding (`b = 2;`, which the value swallowed as a function
+    /// argument before the `=` stopped it) or closes the set: the error
+    /// then points at the end of the line where the `;` belongs.
+    fn missing_semi(&self, value: &Expr, next: Token) -> ParseError {
+        let breaks_before_next =
+            |end: u32| self.src[end as usize..next.start as usize].contains('\n');
+        let mut end = None;
+        if next.kind == Tok::Assign {
+            // `a = 1 ⏎ b = 2;` parsed as `a = (1 b)`: the `;` is missing
+            // after the last part of the application before the line break.
+            let mut parts = Vec::new();
+            let mut expr = value;
+            while let ExprKind::Apply(apply) = &expr.kind {
+                parts.push(apply.arg.span.end);
+                expr = &apply.func;
+            }
+            parts.push(expr.span.end);
+            end = parts.into_iter().filter(|e| breaks_before_next(*e)).max();
+        } else if breaks_before_next(value.span.end) {
+            end = Some(value.span.end);
+        }
+        let Some(end) = end else {
+            return self.unexpected(next, "';' after the attribute's value");
+        };
+        let found = self.unexpected(next, "';'").message;
+        let found = found
+            .strip_prefix("syntax error: unexpected ")
+            .and_then(|f| f.strip_suffix(", expected ';'"))
+            .unwrap_or("this")
+            .to_owned();
+        ParseError::new(
+            self.span(end, end),
+            "syntax error: missing ';' at the end of this line (after the attribute's value)",
+        )
+        .with_label(
+            self.span(next.start, next.end),
+            format!("unexpected {found}"),
+        )
     }
 
     fn dup_attr(&self, path: &[Option<Symbol>], at: Span, first: Span) -> ParseError {

@@ -311,6 +311,24 @@ fn errors_point_at_the_problem() {
 }
 
 #[test]
+fn a_missing_semicolon_points_at_the_end_of_its_line() {
+    // The next binding was swallowed as an argument until its `=`.
+    let err = parse("let\n  a = f 1 # one\n  b = 2;\nin a").unwrap_err();
+    assert!(err.contains("missing ';' at the end of this line"), "{err}");
+    assert!(err.contains("t.nix:2:10"), "{err}");
+    assert!(err.contains("- unexpected '='"), "{err}");
+    // The set closes on the next line.
+    let err = parse("{\n  a = 1\n}").unwrap_err();
+    assert!(err.contains("t.nix:2:8"), "{err}");
+    // On one line there is no line to blame: the token is the problem.
+    check_err(
+        "{ a = 1 }",
+        "unexpected '}', expected ';' after the attribute's value",
+    );
+    check_err("{ a = 1 b = 2; }", "unexpected '=', expected ';'");
+}
+
+#[test]
 fn deep_nesting_is_an_error_not_a_crash() {
     for (open, close) in [("(", ")"), ("[", "]"), ("{a=", ";}")] {
         let src = format!("{}1{}", open.repeat(10_000), close.repeat(10_000));

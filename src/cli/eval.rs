@@ -61,13 +61,13 @@ pub struct EvalArgs {
     #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "STRING"], action = clap::ArgAction::Append)]
     pub argstr: Vec<String>,
     /// Add a search path entry for `<name>` lookups: `DIR` or
-    /// `PREFIX=DIR` (before those of KILN_PATH).
+    /// `PREFIX=DIR` (before those of KILN_PATH, then NIX_PATH).
     #[arg(short = 'I', value_name = "PATH")]
     pub include: Vec<String>,
 }
 
 pub fn run(global: &GlobalOpts, args: &EvalArgs) -> anyhow::Result<ExitCode> {
-    let options = super::installable::eval_options(&args.include)?;
+    let options = super::installable::eval_options(global, &args.include)?;
     let store_dir = global.store_dir.clone();
     let config = if args.read_write_mode {
         Some(super::config::store_config(global)?)

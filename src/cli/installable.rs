@@ -44,7 +44,7 @@ pub struct SourceArgs {
     #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "STRING"], action = clap::ArgAction::Append)]
     pub argstr: Vec<String>,
     /// Add a search path entry for `<name>` lookups: `DIR` or
-    /// `PREFIX=DIR` (before those of KILN_PATH).
+    /// `PREFIX=DIR` (before those of KILN_PATH, then NIX_PATH).
     #[arg(short = 'I', value_name = "PATH")]
     pub include: Vec<String>,
 }
@@ -106,7 +106,7 @@ pub fn instantiate(
         return Ok(found);
     }
     let file = files.pop();
-    let options = eval_options(&source.include)?;
+    let options = eval_options(global, &source.include)?;
     let job = Job {
         config,
         dry_run,
@@ -344,20 +344,56 @@ fn missing(name: &str) -> kiln_eval::EvalError {
     )
 }
 
-/// Evaluation options for the current directory: the `-I` entries first,
-/// then those of `KILN_PATH`, as Nix orders `-I` before `NIX_PATH`.
-pub fn eval_options(include: &[String]) -> anyhow::Result<EvalOptions> {
+/// Evaluation options for the current directory: the search path is the
+/// `-I` entries, then those of `KILN_PATH`, then those of `NIX_PATH` (as
+/// Nix puts `-I` before `NIX_PATH`), so `<nixpkgs>` resolves where a Nix
+/// user has it; `--show-trace` chooses the long error trace.
+pub fn eval_options(global: &GlobalOpts, include: &[String]) -> anyhow::Result<EvalOptions> {
     let cwd = std::env::current_dir().context("finding the current directory")?;
-    let mut search_path: Vec<SearchPathEntry> = include
-        .iter()
-        .map(|entry| SearchPathEntry::parse(entry, &cwd))
-        .collect();
-    if let Ok(env_path) = std::env::var("KILN_PATH") {
-        search_path.extend(SearchPathEntry::parse_list(&env_path, &cwd));
-    }
+    let env = |name: &str| std::env::var(name).ok();
     Ok(EvalOptions {
-        search_path,
+        search_path: search_path(include, env("KILN_PATH"), env("NIX_PATH"), &cwd),
         base_dir: cwd,
+        show_trace: global.show_trace,
         ..EvalOptions::default()
     })
+}
+
+fn search_path(
+    include: &[String],
+    kiln_path: Option<String>,
+    nix_path: Option<String>,
+    cwd: &std::path::Path,
+) -> Vec<SearchPathEntry> {
+    let mut entries: Vec<SearchPathEntry> = include
+        .iter()
+        .map(|entry| SearchPathEntry::parse(entry, cwd))
+        .collect();
+    for list in [kiln_path, nix_path].into_iter().flatten() {
+        entries.extend(SearchPathEntry::parse_list(&list, cwd));
+    }
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn include_then_kiln_path_then_nix_path() {
+        let cwd = std::path::Path::new("/work");
+        let entries = search_path(
+            &["nixpkgs=./mine".to_owned()],
+            Some("kiln=/k".to_owned()),
+            Some("nixpkgs=/n:/plain".to_owned()),
+            cwd,
+        );
+        let expected = vec![
+            SearchPathEntry::parse("nixpkgs=/work/mine", cwd),
+            SearchPathEntry::parse("kiln=/k", cwd),
+            SearchPathEntry::parse("nixpkgs=/n", cwd),
+            SearchPathEntry::parse("/plain", cwd),
+        ];
+        assert_eq!(entries, expected);
+    }
 }

@@ -8,13 +8,14 @@ pub mod installable;
 mod instantiate;
 pub mod key;
 mod log;
+mod option;
 mod parse;
 mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// kiln: a Nix-style functional derivation store.
 ///
@@ -58,6 +59,15 @@ pub struct GlobalOpts {
     /// Only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Show the whole trace of an evaluation error, with the frames of
+    /// kiln's own builtins (the default trace shows what you wrote).
+    #[arg(long, global = true)]
+    pub show_trace: bool,
+    /// Set a Nix setting kiln has (`max-jobs`, `cores`, `keep-going`,
+    /// `keep-failed`, `timeout`, `max-silent-time`, `show-trace`), as
+    /// Nix's `--option` does; others are refused naming kiln's way.
+    #[arg(long = "option", global = true, num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append)]
+    pub option: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -78,7 +88,64 @@ pub enum Command {
     Key(key::KeyArgs),
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// The whole command line as clap sees it. Help is `--help` (and `kiln
+/// help COMMAND`) only: `-h` is free for the commands where Nix uses it,
+/// for human-readable sizes (`path-info -rsSh`).
+pub fn command() -> clap::Command {
+    help_on_long_only(Cli::command())
+}
+
+fn help_on_long_only(cmd: clap::Command) -> clap::Command {
+    let subcommands: Vec<String> = cmd
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_owned())
+        .collect();
+    let mut cmd = cmd.disable_help_flag(true).arg(
+        clap::Arg::new("help")
+            .long("help")
+            .help("Print help")
+            .action(clap::ArgAction::HelpLong),
+    );
+    for name in subcommands {
+        cmd = cmd.mut_subcommand(name, help_on_long_only);
+    }
+    cmd
+}
+
+/// Parse the process's arguments, or print clap's error (or the help)
+/// and exit. A stray `-h` gets a word on where help is.
+pub fn parse_or_exit() -> Cli {
+    try_parse_from(std::env::args_os()).unwrap_or_else(|err| {
+        use clap::error::{ContextKind, ErrorKind};
+        let is_h = err.kind() == ErrorKind::UnknownArgument
+            && err
+                .get(ContextKind::InvalidArg)
+                .is_some_and(|arg| arg.to_string() == "-h");
+        if is_h {
+            command()
+                .error(
+                    ErrorKind::UnknownArgument,
+                    "unexpected argument '-h': help is '--help' (or 'kiln help COMMAND'); \
+                     '-h' means human-readable sizes where Nix has them",
+                )
+                .exit()
+        }
+        err.exit()
+    })
+}
+
+/// Parse `args` (the first is the program name) with [`command`].
+pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = command().try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
+}
+
+pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
+    option::apply(&mut cli)?;
     match cli.command {
         Command::Build(args) => build::run(&cli.global, &args),
         Command::Log(args) => log::run(&cli.global, &args),
@@ -107,4 +174,22 @@ pub fn init_logging(global: &GlobalOpts) {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        // clap checks flag clashes (such as a second `-h`) only in debug
+        // builds unless asked.
+        super::command().debug_assert();
+    }
+
+    #[test]
+    fn h_is_human_readable_and_help_is_long() {
+        let err = super::try_parse_from(["kiln", "store", "path-info", "-h", "/x"]);
+        assert!(err.is_ok(), "{err:?}");
+        let err = super::try_parse_from(["kiln", "eval", "--help"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+    }
 }

@@ -133,7 +133,8 @@ struct RestoreArgs {
 #[command(after_help = "\
 Examples:
   kiln store path-info --json --closure-size ./result
-  kiln store path-info --recursive --size /kiln/store/<hash>-hello")]
+  kiln store path-info --recursive --size /kiln/store/<hash>-hello
+  kiln store path-info -rsSh ./result          sizes in K, M, G")]
 struct PathInfoArgs {
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<String>,
@@ -149,6 +150,9 @@ struct PathInfoArgs {
     /// Show every path in the closure of the given paths.
     #[arg(long, short)]
     recursive: bool,
+    /// Print sizes in human-readable units (`240.6K`), like Nix's `-h`.
+    #[arg(long, short = 'h')]
+    human_readable: bool,
 }
 
 /// Query the reference graph of valid paths (like `nix-store --query`).
@@ -395,15 +399,35 @@ fn path_info(global: &GlobalOpts, args: PathInfoArgs) -> anyhow::Result<()> {
     }
     for (info, closure) in &infos {
         let mut line = store.print_path(&info.path);
+        let size = |bytes: u64| {
+            if args.human_readable {
+                human_size(bytes)
+            } else {
+                bytes.to_string()
+            }
+        };
         if args.size {
-            line.push_str(&format!("\t{}", info.nar_size));
+            line.push_str(&format!("\t{}", size(info.nar_size)));
         }
         if let Some(closure) = closure {
-            line.push_str(&format!("\t{closure}"));
+            line.push_str(&format!("\t{}", size(*closure)));
         }
         writeln!(out, "{line}")?;
     }
     Ok(())
+}
+
+/// A size as `nix path-info -h` prints it: divided by 1024 while above
+/// 1024, one decimal, a unit letter (a space for bytes), six wide.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [char; 9] = [' ', 'K', 'M', 'G', 'T', 'P', 'E', 'Z', 'Y'];
+    let mut value = bytes as f64;
+    let mut power = 0;
+    while value > 1024.0 && power + 1 < UNITS.len() {
+        value /= 1024.0;
+        power += 1;
+    }
+    format!("{value:6.1}{}", UNITS[power])
 }
 
 /// The shape of `nix path-info --json`.
@@ -487,4 +511,18 @@ fn show_derivation(global: &GlobalOpts, args: ShowDerivationArgs) -> anyhow::Res
     serde_json::to_writer_pretty(&mut out, &value)?;
     writeln!(out)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes_as_nix_prints_them() {
+        assert_eq!(human_size(0), "   0.0 ");
+        assert_eq!(human_size(1024), "1024.0 ");
+        assert_eq!(human_size(246_374), " 240.6K");
+        assert_eq!(human_size(32_925_286), "  31.4M");
+        assert_eq!(human_size(3 << 30), "   3.0G");
+    }
 }

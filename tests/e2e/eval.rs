@@ -128,6 +128,70 @@ fn search_path_from_option_and_environment() {
         err.contains("'nowhere' was not found in the search path"),
         "{err}"
     );
+    // NIX_PATH comes after -I and KILN_PATH, as Nix puts it after -I.
+    env.write("nixpath/nixpkgs/default.nix", "\"from NIX_PATH\"");
+    env.write("kilnpath/nixpkgs/default.nix", "\"from KILN_PATH\"");
+    let eval_nixpkgs = |kiln_path: Option<&str>| {
+        let mut cmd = env.kiln();
+        cmd.env(
+            "NIX_PATH",
+            format!("nixpkgs={}", work.join("nixpath/nixpkgs").display()),
+        );
+        if let Some(dir) = kiln_path {
+            cmd.env("KILN_PATH", work.join(dir));
+        }
+        let out = cmd
+            .args(["eval", "-E", "import <nixpkgs>"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(eval_nixpkgs(None), "\"from NIX_PATH\"\n");
+    assert_eq!(eval_nixpkgs(Some("kilnpath")), "\"from KILN_PATH\"\n");
+}
+
+#[test]
+fn show_trace_adds_the_builtin_frames() {
+    let env = TestEnv::new();
+    env.write(
+        "t.nix",
+        "let f = x: x.foo; in builtins.getAttr \"a\" { a = f {}; }\n",
+    );
+    let short = env.fails(&["eval", "t.nix"], 2);
+    assert!(!short.contains("while calling the builtin"), "{short}");
+    assert!(short.contains("--show-trace shows them"), "{short}");
+    let full = env.fails(&["eval", "--show-trace", "t.nix"], 2);
+    assert!(
+        full.contains("while calling the builtin 'getAttr'"),
+        "{full}"
+    );
+    // Anywhere on the line, and as Nix's setting.
+    let full = env.fails(&["--show-trace", "eval", "t.nix"], 2);
+    assert!(
+        full.contains("while calling the builtin 'getAttr'"),
+        "{full}"
+    );
+    let full = env.fails(&["eval", "t.nix", "--option", "show-trace", "true"], 2);
+    assert!(
+        full.contains("while calling the builtin 'getAttr'"),
+        "{full}"
+    );
+}
+
+#[test]
+fn options_kiln_lacks_are_refused_naming_the_way() {
+    let env = TestEnv::new();
+    let err = env.fails(&["eval", "-E", "1", "--option", "store", "/nix/store"], 2);
+    assert!(err.contains("--root DIR and --store-dir DIR"), "{err}");
+}
+
+#[test]
+fn help_is_long_only_and_h_says_so() {
+    let env = TestEnv::new();
+    assert!(env.ok(&["eval", "--help"]).contains("Usage: kiln eval"));
+    let err = env.fails(&["eval", "-h"], 2);
+    assert!(err.contains("help is '--help'"), "{err}");
+    assert!(!err.contains("use '-- -h'"), "{err}");
 }
 
 #[test]

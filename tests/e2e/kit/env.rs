@@ -5,7 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Every environment variable kiln reads; cleared for each test.
-pub const KILN_ENV_VARS: &[&str] = &["KILN_ROOT", "KILN_STORE_DIR", "KILN_LOG", "KILN_PATH"];
+pub const KILN_ENV_VARS: &[&str] = &[
+    "KILN_ROOT",
+    "KILN_STORE_DIR",
+    "KILN_LOG",
+    "KILN_PATH",
+    "NIX_PATH",
+];
 
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
