@@ -15,6 +15,9 @@
 //!    already holds its outputs' locks and says [`Locking::HeldByCaller`])
 //!    and drop the paths that are valid already: their files are never
 //!    touched again.
+//!    Then every `.drv` of the batch is **checked**: its output paths must
+//!    follow from its contents (`store/drv_check.rs`); a mismatch fails the
+//!    install before anything is written.
 //! 2. **Files complete.** In-memory files ([`Staged::File`]) are written in
 //!    canonical form (read-only, mtime 1) into one temp dir of the store;
 //!    staged trees ([`Staged::Tree`]) are already complete in a temp dir
@@ -116,6 +119,7 @@ impl Store {
         if batch.is_empty() {
             return Ok(Installed::default());
         }
+        super::drv_check::check_batch(self, &batch)?;
 
         // 2.–4. Complete, canonical, durable.
         let files_dir = if batch.iter().any(|p| matches!(p.content, Staged::File(_))) {

@@ -28,6 +28,7 @@
 //! worst an unregistered directory that the next attempt replaces.
 
 mod add;
+mod drv_check;
 mod ingest;
 pub mod install;
 pub mod lock;
@@ -127,6 +128,9 @@ pub enum StoreError {
     Corrupt { path: String, detail: String },
     #[error("derivation: {0}")]
     Derivation(String),
+    /// A malformed `.drv`, or one naming paths its contents do not give.
+    #[error(transparent)]
+    BadDerivation(#[from] crate::derivation::DerivationError),
 }
 
 impl StoreError {

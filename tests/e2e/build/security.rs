@@ -71,19 +71,27 @@ fn outputs_are_registered_without_setuid_bits() {
     assert_eq!(dangerous_modes(&kit.real(&drv)), Vec::<String>::new());
 }
 
-/// A forged `.drv` names another derivation's output as its own: building
-/// it would let its builder decide what that path holds. kiln recomputes
-/// the output paths from the `.drv`'s contents and refuses it.
-#[test]
-fn a_drv_naming_another_derivations_output_is_refused() {
-    use kiln_store::derivation::DerivationOutput;
+/// Replace the file of the registered `.drv` at `drv` with `forged`'s
+/// ATerm, as someone with write access to the store (or a corrupt disk)
+/// would: the build must not trust what the file now says.
+fn tamper(kit: &DrvKit, drv: &kiln_store::StorePath, forged: &kiln_store::derivation::Derivation) {
+    let file = kit.store.real_path(drv);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&file, forged.to_aterm(kit.store.store_dir())).unwrap();
+}
 
-    let Some(mut kit) = DrvKit::sandboxed() else {
-        return;
-    };
+/// A forged derivation naming another derivation's output as its own.
+fn forge_claiming(
+    kit: &mut DrvKit,
+) -> (
+    kiln_store::StorePath,
+    kiln_store::StorePath,
+    kiln_store::derivation::Derivation,
+) {
+    use kiln_store::derivation::DerivationOutput;
     let victim = kit.write(Spec::new("victim", "echo genuine > $out"));
     let victim_out = kit.out(&victim, "out");
-    let honest = kit.write(Spec::new("forged", "echo poisoned > $out"));
+    let honest = kit.write(Spec::new("claimer", "echo poisoned > $out"));
     let mut forged = kit.drvs[&honest].clone();
     forged.outputs.insert(
         "out".into(),
@@ -94,13 +102,26 @@ fn a_drv_naming_another_derivations_output_is_refused() {
     forged
         .env
         .insert("out".into(), kit.store.print_path(&victim_out));
-    let forged = kit.store.write_derivation(&forged, "forged").unwrap();
+    (victim, honest, forged)
+}
 
-    let stderr = kit.build_fails(&forged, &[]);
+/// A `.drv` naming another derivation's output: building it would let its
+/// builder decide what that path holds. kiln recomputes the output paths
+/// from the `.drv`'s contents and refuses it.
+#[test]
+fn a_drv_naming_another_derivations_output_is_refused_before_building() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
+        return;
+    };
+    let (victim, honest, forged) = forge_claiming(&mut kit);
+    let victim_out = kit.out(&victim, "out");
+    tamper(&kit, &honest, &forged);
+
+    let stderr = kit.build_fails(&honest, &[]);
     assert!(
         stderr.contains(&format!(
             "derivation '{}' has incorrect output '{}', should be '{}'",
-            kit.path(&forged),
+            kit.path(&honest),
             kit.path(&victim_out),
             kit.path(&kit.out(&honest, "out"))
         )),
@@ -117,7 +138,7 @@ fn a_drv_naming_another_derivations_output_is_refused() {
 /// The variable named after an output must be that output's path: a build
 /// told to write elsewhere is refused before it starts.
 #[test]
-fn a_drv_whose_out_variable_points_elsewhere_is_refused() {
+fn a_drv_whose_out_variable_points_elsewhere_is_refused_before_building() {
     let Some(mut kit) = DrvKit::sandboxed() else {
         return;
     };
@@ -126,11 +147,39 @@ fn a_drv_whose_out_variable_points_elsewhere_is_refused() {
     let honest = kit.write(Spec::new("forged", "echo poisoned > $out"));
     let mut forged = kit.drvs[&honest].clone();
     forged.env.insert("out".into(), victim_out.clone());
-    let forged = kit.store.write_derivation(&forged, "forged").unwrap();
+    tamper(&kit, &honest, &forged);
 
-    let stderr = kit.build_fails(&forged, &[]);
+    let stderr = kit.build_fails(&honest, &[]);
     assert!(
         stderr.contains("has incorrect environment variable 'out', should be '"),
         "{stderr}"
     );
+}
+
+/// The same forgery never becomes valid: registering it (the store API,
+/// or `kiln store add` of a file named `.drv`) is refused and writes
+/// nothing.
+#[test]
+fn a_forged_drv_is_refused_at_registration() {
+    let mut kit = DrvKit::new();
+    let (_victim, _honest, forged) = forge_claiming(&mut kit);
+
+    let err = kit.store.write_derivation(&forged, "forged").unwrap_err();
+    assert!(err.to_string().contains("has incorrect output"), "{err}");
+
+    let file = kit.env.root().join("forged.drv");
+    std::fs::write(&file, forged.to_aterm(kit.store.store_dir())).unwrap();
+    let out = kit.env.run(&["store", "add", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("has incorrect output"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    let store_dir = kit.store.real_path(&kit.busybox);
+    let leftovers: Vec<String> = std::fs::read_dir(store_dir.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with("-forged.drv"))
+        .collect();
+    assert_eq!(leftovers, Vec::<String>::new());
+    kit.assert_store_consistent();
 }
