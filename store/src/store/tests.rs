@@ -350,11 +350,7 @@ fn parallel_hash_equals_plain_hash() {
 fn install_records_drv_outputs_from_the_given_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let store = open(tmp.path(), "/kiln/store");
-    let out = "/kiln/store/11111111111111111111111111111111-x";
-    let aterm = format!(
-        "Derive([(\"out\",\"{out}\",\"\",\"\")],[],[],\"x86_64-linux\",\"/bin/sh\",[],[(\"out\",\"{out}\")])"
-    );
-    let drv = StorePath::from_base_name("22222222222222222222222222222222-x.drv").unwrap();
+    let (drv, aterm, out) = honest_drv(&store, "x");
     let plain = StorePath::from_base_name("33333333333333333333333333333333-y.drv").unwrap();
     let file = |path: &StorePath, bytes: &[u8]| {
         let (nar_hash, nar_size) = crate::nar::hash_regular_bytes(bytes);
@@ -374,17 +370,69 @@ fn install_records_drv_outputs_from_the_given_bytes() {
     };
     store
         .install(
-            vec![file(&drv, aterm.as_bytes()), file(&plain, b"just text")],
+            vec![file(&drv, &aterm), file(&plain, b"just text")],
             Locking::Take,
         )
         .unwrap();
     assert!(store.is_valid(&drv).unwrap() && store.is_valid(&plain).unwrap());
-    assert_eq!(fs::read(store.real_path(&drv)).unwrap(), aterm.as_bytes());
+    assert_eq!(fs::read(store.real_path(&drv)).unwrap(), aterm);
     let outputs = store.derivation_outputs(&drv).unwrap();
     assert_eq!(outputs.len(), 1);
-    assert_eq!(store.print_path(&outputs["out"]), out);
+    assert_eq!(outputs["out"], out);
     assert!(store.derivation_outputs(&plain).unwrap().is_empty());
     // The in-memory NAR hash is the one of the file on disk.
     let on_disk = crate::nar::hash_path(&store.real_path(&drv), HashAlgo::Sha256).unwrap();
     assert_eq!(store.path_info(&drv).unwrap().unwrap().nar_hash, on_disk.0);
+}
+
+/// A derivation `name` with its output path and `out` filled in from its
+/// contents: its `.drv` path, its bytes and its output path.
+fn honest_drv(store: &Store, name: &str) -> (StorePath, Vec<u8>, StorePath) {
+    let aterm = format!(
+        "Derive([(\"out\",\"\",\"\",\"\")],[],[],\"x86_64-linux\",\"/bin/sh\",[],[(\"out\",\"\")])"
+    );
+    let mut drv =
+        crate::derivation::Derivation::parse(store.store_dir(), aterm.as_bytes()).unwrap();
+    drv.fill_output_paths::<crate::derivation::DerivationError, crate::derivation::DrvHash>(
+        store.store_dir(),
+        name,
+        &mut |_| unreachable!("no inputs"),
+    )
+    .unwrap();
+    let out = drv.outputs["out"].path().unwrap().clone();
+    (
+        drv.drv_path(store.store_dir(), name).unwrap(),
+        drv.to_aterm(store.store_dir()),
+        out,
+    )
+}
+
+#[test]
+fn install_refuses_a_drv_whose_output_path_is_not_its_own_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path(), "/kiln/store");
+    let (_, honest, out) = honest_drv(&store, "x");
+    let victim = "/kiln/store/11111111111111111111111111111111-victim";
+    let forged = String::from_utf8(honest)
+        .unwrap()
+        .replace(&store.print_path(&out), victim);
+    let path = StorePath::from_base_name("22222222222222222222222222222222-x.drv").unwrap();
+    let (nar_hash, nar_size) = crate::nar::hash_regular_bytes(forged.as_bytes());
+    let new = NewPath {
+        info: ValidPathInfo {
+            path: path.clone(),
+            nar_hash,
+            nar_size,
+            deriver: None,
+            references: BTreeSet::new(),
+            registration_time: 5,
+            ca: None,
+            signatures: vec![],
+        },
+        content: Staged::File(forged.into_bytes()),
+    };
+    let err = store.install(vec![new], Locking::Take).unwrap_err();
+    assert!(matches!(err, StoreError::BadDerivation(_)), "{err}");
+    assert!(!store.is_valid(&path).unwrap());
+    assert!(!store.real_path(&path).exists());
 }
