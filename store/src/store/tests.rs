@@ -388,9 +388,7 @@ fn install_records_drv_outputs_from_the_given_bytes() {
 /// A derivation `name` with its output path and `out` filled in from its
 /// contents: its `.drv` path, its bytes and its output path.
 fn honest_drv(store: &Store, name: &str) -> (StorePath, Vec<u8>, StorePath) {
-    let aterm = format!(
-        "Derive([(\"out\",\"\",\"\",\"\")],[],[],\"x86_64-linux\",\"/bin/sh\",[],[(\"out\",\"\")])"
-    );
+    let aterm = r#"Derive([("out","","","")],[],[],"x86_64-linux","/bin/sh",[],[("out","")])"#;
     let mut drv =
         crate::derivation::Derivation::parse(store.store_dir(), aterm.as_bytes()).unwrap();
     drv.fill_output_paths::<crate::derivation::DerivationError, crate::derivation::DrvHash>(
