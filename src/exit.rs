@@ -36,12 +36,17 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// Writing to a closed pipe (`kiln store dump … | head`) is not a failure.
+/// Writing to a closed pipe (`kiln store dump … | head`) is not a failure,
+/// also when the write was serde_json's (it wraps the I/O error).
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
     err.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            .is_some_and(|io| io.kind() == BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .is_some_and(|json| json.io_error_kind() == Some(BrokenPipe))
     })
 }
 
@@ -92,6 +97,24 @@ mod tests {
             render_chain(&err),
             "adding /tree: moving into place /x: Permission denied"
         );
+    }
+
+    #[test]
+    fn a_closed_pipe_under_serde_json_is_a_clean_end() {
+        use std::io::Write;
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let err = serde_json::to_writer(Closed, &[1, 2, 3]).unwrap_err();
+        assert!(is_broken_pipe(&anyhow::Error::new(err)));
+        let other = serde_json::from_str::<u8>("x").unwrap_err();
+        assert!(!is_broken_pipe(&anyhow::Error::new(other)));
     }
 
     #[test]

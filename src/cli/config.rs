@@ -72,6 +72,25 @@ pub fn open_store(global: &GlobalOpts) -> anyhow::Result<Store> {
     Store::open(config).with_context(|| format!("opening the store at root {}", root.display()))
 }
 
+/// The derivations known to have built (or to declare) the output `path`:
+/// the deriver its registration records first, then every valid `.drv`
+/// that names it as an output. Empty when the store knows none.
+pub fn derivers(store: &Store, path: &StorePath) -> anyhow::Result<Vec<StorePath>> {
+    let mut drvs = Vec::new();
+    if let Some(info) = store.path_info(path).context("querying the database")? {
+        drvs.extend(info.deriver);
+    }
+    for drv in store
+        .derivers_of_output(path)
+        .context("querying the database")?
+    {
+        if !drvs.contains(&drv) {
+            drvs.push(drv);
+        }
+    }
+    Ok(drvs)
+}
+
 /// Understand a store path given on the command line: a logical path
 /// (`/kiln/store/<hash>-<name>`, also with a path inside it), the same path
 /// under the physical root, or a symlink to either (a `result` link).

@@ -9,14 +9,16 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
 use kiln_store::delete::remove_tree;
-use kiln_store::derivation::json::show_derivations;
 use kiln_store::store::{Store, StoreError, ValidPathInfo};
-use kiln_store::{Derivation, FileIngestionMethod, HashAlgo, StorePath};
+use kiln_store::{FileIngestionMethod, HashAlgo, StorePath};
 use serde_json::{Value, json};
 
 use crate::cli::GlobalOpts;
 use crate::cli::config::{open_store, parse_store_path_arg, store_config};
 use crate::exit;
+
+mod query;
+mod show_derivation;
 
 /// Work with the store: add files, inspect paths, query the reference graph.
 ///
@@ -43,8 +45,8 @@ enum StoreCommand {
     Dump(DumpArgs),
     Restore(RestoreArgs),
     PathInfo(PathInfoArgs),
-    Query(QueryArgs),
-    ShowDerivation(ShowDerivationArgs),
+    Query(query::QueryArgs),
+    ShowDerivation(show_derivation::ShowDerivationArgs),
     Verify(VerifyArgs),
 }
 
@@ -155,41 +157,6 @@ struct PathInfoArgs {
     human_readable: bool,
 }
 
-/// Query the reference graph of valid paths (like `nix-store --query`).
-#[derive(Args, Debug)]
-#[command(after_help = "\
-Examples:
-  kiln store query --references ./result
-  kiln store query --requisites ./result     the closure, dependencies first")]
-#[command(group(clap::ArgGroup::new("what").required(true)))]
-struct QueryArgs {
-    /// Paths the given paths refer to directly.
-    #[arg(long, group = "what")]
-    references: bool,
-    /// Valid paths that refer to the given paths directly.
-    #[arg(long, group = "what")]
-    referrers: bool,
-    /// The closure: every path reachable through references, each path
-    /// after the paths it refers to.
-    #[arg(long, short = 'R', group = "what")]
-    requisites: bool,
-    /// Print a JSON array instead of one path per line.
-    #[arg(long)]
-    json: bool,
-    #[arg(required = true, value_name = "PATH")]
-    paths: Vec<String>,
-}
-
-/// Print derivations as JSON, like `nix show-derivation`.
-#[derive(Args, Debug)]
-#[command(after_help = "\
-Example:
-  kiln store show-derivation /kiln/store/<hash>-hello.drv")]
-struct ShowDerivationArgs {
-    #[arg(required = true, value_name = "DRV")]
-    drvs: Vec<String>,
-}
-
 pub fn run(global: &GlobalOpts, args: StoreArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         StoreCommand::Add(args) => add(global, args),
@@ -197,8 +164,8 @@ pub fn run(global: &GlobalOpts, args: StoreArgs) -> anyhow::Result<ExitCode> {
         StoreCommand::Dump(args) => dump(global, args),
         StoreCommand::Restore(args) => restore(args),
         StoreCommand::PathInfo(args) => path_info(global, args),
-        StoreCommand::Query(args) => query(global, args),
-        StoreCommand::ShowDerivation(args) => show_derivation(global, args),
+        StoreCommand::Query(args) => query::run(global, args),
+        StoreCommand::ShowDerivation(args) => show_derivation::run(global, args),
         StoreCommand::Verify(VerifyArgs {}) => verify(global),
     }?;
     Ok(ExitCode::SUCCESS)
@@ -454,63 +421,6 @@ fn info_json(store: &Store, info: &ValidPathInfo, closure_size: Option<u64>) -> 
         map.insert("signatures".into(), json!(info.signatures));
     }
     object
-}
-
-fn query(global: &GlobalOpts, args: QueryArgs) -> anyhow::Result<()> {
-    let store = open_store(global)?;
-    let mut paths = Vec::new();
-    for arg in &args.paths {
-        paths.push(valid_path(&store, arg)?);
-    }
-    let result: Vec<StorePath> = if args.requisites {
-        store.topo_sort(&store.closure(&paths)?)?
-    } else {
-        let mut set = BTreeSet::new();
-        for path in &paths {
-            if args.references {
-                set.extend(store.references(path)?);
-            } else {
-                set.extend(store.referrers(path)?);
-            }
-        }
-        set.into_iter().collect()
-    };
-    let printed: Vec<String> = result.iter().map(|p| store.print_path(p)).collect();
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &printed)?;
-        writeln!(out)?;
-    } else {
-        for line in printed {
-            writeln!(out, "{line}")?;
-        }
-    }
-    Ok(())
-}
-
-fn show_derivation(global: &GlobalOpts, args: ShowDerivationArgs) -> anyhow::Result<()> {
-    let store = open_store(global)?;
-    let mut drvs = Vec::new();
-    for arg in &args.drvs {
-        let path = valid_path(&store, arg)?;
-        if !path.name().ends_with(".drv") {
-            return Err(exit::user(anyhow!(
-                "{arg}: {} is not a derivation (its name does not end in .drv)",
-                store.print_path(&path)
-            )));
-        }
-        let real = store.real_path(&path);
-        let bytes = std::fs::read(&real).with_context(|| format!("reading {}", real.display()))?;
-        let drv = Derivation::parse(store.store_dir(), &bytes)
-            .with_context(|| format!("parsing {}", store.print_path(&path)))
-            .map_err(exit::user)?;
-        drvs.push((path, drv));
-    }
-    let value = show_derivations(store.store_dir(), drvs.iter().map(|(p, d)| (p, d)));
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &value)?;
-    writeln!(out)?;
-    Ok(())
 }
 
 #[cfg(test)]

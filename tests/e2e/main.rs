@@ -9,5 +9,6 @@ mod key;
 mod kit;
 mod parse;
 mod pipes;
+mod query;
 mod readme;
 mod store;
