@@ -45,30 +45,36 @@ pub use search_path::SearchPathEntry;
 pub use store::{EvalStore, MemoryStore};
 pub use value::Value;
 
-/// Stack size of the evaluation thread. Virtual memory: only the pages a
-/// deep recursion really touches are ever resident.
+/// Stack size wanted for the evaluation thread. Virtual memory: only the
+/// pages a deep recursion really touches are ever resident.
 pub const EVAL_STACK_SIZE: usize = 1 << 30;
 
-/// Run `f` on a fresh thread with an [`EVAL_STACK_SIZE`] stack and return
-/// its result. Panics inside `f` are resumed on the caller.
+/// The smallest stack worth a thread of its own: below it the evaluation
+/// runs on the caller's thread, its recursion bounded by a depth counter.
+const LEAST_EVAL_STACK: usize = 16 << 20;
+
+/// Run `f` on a fresh thread with an [`EVAL_STACK_SIZE`] stack (or, when the
+/// address space is short, the largest part of it that can be had) and
+/// return its result. The evaluator's recursion limit follows the stack
+/// the thread got. Panics inside `f` are resumed on the caller.
 pub fn run_with_big_stack<F, R>(f: F) -> R
 where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
+    F: FnOnce() -> R + Send,
+    R: Send,
 {
-    let handle = std::thread::Builder::new()
-        .name("kiln-eval".into())
-        .stack_size(EVAL_STACK_SIZE)
-        .spawn(move || {
-            machine::set_stack_size_here(EVAL_STACK_SIZE);
-            f()
-        });
-    match handle {
-        Ok(handle) => match handle.join() {
-            Ok(r) => r,
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-        // Could not get a big stack (address space limits): run here.
-        Err(_) => panic!("could not start the evaluation thread"),
+    let on_thread = |size: usize| {
+        machine::set_stack_size_here(size);
+        f()
+    };
+    match kiln_lang::stack::run_on_big_stack(
+        "kiln-eval",
+        EVAL_STACK_SIZE,
+        LEAST_EVAL_STACK,
+        on_thread,
+    ) {
+        Ok(r) => r,
+        // Not even the least stack: run here, on the depth counter alone
+        // (stack size 0: unknown).
+        Err(on_thread) => on_thread(0),
     }
 }

@@ -82,9 +82,13 @@ fn stack_pointer() -> usize {
     std::hint::black_box(&marker) as *const u8 as usize
 }
 
-/// Record that this thread has `size` bytes of stack below the caller.
+/// Record that this thread has `size` bytes of stack below the caller
+/// (0: unknown, so recursion is bounded by [`DEFAULT_MAX_DEPTH`]).
 pub(crate) fn set_stack_size_here(size: usize) {
-    let limit = stack_pointer().saturating_sub(size.saturating_sub(STACK_MARGIN));
+    let limit = match size {
+        0 => 0,
+        _ => stack_pointer().saturating_sub(size.saturating_sub(STACK_MARGIN)),
+    };
     STACK_LIMIT.with(|l| l.set(limit));
 }
 

@@ -12,6 +12,7 @@
 //! - [`scope`]: the parse-time "undefined variable" check.
 //! - [`diagnostics`]: [`Diagnostic`] rendering for parse and eval errors.
 //! - [`sexpr`]: a readable S-expression printing of the AST.
+//! - [`stack`]: threads with as big a stack as the address space allows.
 //!
 //! # Example
 //!
@@ -33,6 +34,7 @@ pub mod scope;
 pub mod sexpr;
 pub mod source;
 pub mod span;
+pub mod stack;
 pub mod symbol;
 
 pub use ast::Expr;

@@ -55,6 +55,17 @@ const SHALLOW_DEPTH: u32 = 40;
 /// release builds, with room to spare. Only touched pages are committed.
 const DEEP_STACK: usize = 64 * 1024 * 1024;
 
+/// The least stack a deep parse takes when the address space is short; the
+/// nesting limit then shrinks in proportion (to 125 levels here).
+const LEAST_DEEP_STACK: usize = 4 * 1024 * 1024;
+
+/// The nesting limit on a stack of `size` bytes: [`MAX_DEPTH`] on
+/// [`DEEP_STACK`], proportionally less on a smaller one.
+fn depth_for_stack(size: usize) -> u32 {
+    let per_level = DEEP_STACK / MAX_DEPTH as usize;
+    (size / per_level).min(MAX_DEPTH as usize) as u32
+}
+
 /// Parses one file's text into an expression (no scope check).
 pub(crate) fn parse_expr_text(
     file: FileId,
@@ -72,24 +83,23 @@ pub(crate) fn parse_expr_text(
         Err(Failure::Error(e)) => return Err(e),
         Ok(e) => return Ok(e),
     }
-    let deep = std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .name("kiln-parse-deep".into())
-            .stack_size(DEEP_STACK)
-            .spawn_scoped(scope, || parse_with_limit(file, src, interner, MAX_DEPTH))
-            .map(|handle| handle.join())
-    });
+    let deep =
+        crate::stack::run_on_big_stack("kiln-parse-deep", DEEP_STACK, LEAST_DEEP_STACK, |size| {
+            // A panic in the parser is a bug; report it rather than crash.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                parse_with_limit(file, src, interner, depth_for_stack(size))
+            }))
+        });
     match deep {
         Ok(Ok(Ok(e))) => Ok(e),
         Ok(Ok(Err(Failure::Error(e) | Failure::TooDeep(e)))) => Err(e),
-        // A panic in the parser is a bug; report it rather than crash.
         Ok(Err(_)) => Err(ParseError::new(
             Span::new(file, 0, 0),
             "internal error: the parser panicked",
         )),
-        Err(e) => Err(ParseError::new(
+        Err(_) => Err(ParseError::new(
             Span::new(file, 0, 0),
-            format!("cannot start a thread to parse deeply nested input: {e}"),
+            "not enough address space for a thread to parse deeply nested input",
         )),
     }
 }
@@ -348,7 +358,10 @@ impl<'s> Parser<'s, '_> {
             let at = self.peek().map(|t| t.start).unwrap_or(self.pos as u32);
             return Err(ParseError::new(
                 self.span(at, at),
-                format!("expression nested too deeply (more than {MAX_DEPTH} levels)"),
+                format!(
+                    "expression nested too deeply (more than {} levels)",
+                    self.max_depth
+                ),
             ));
         }
         self.depth += 1;

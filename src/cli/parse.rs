@@ -34,17 +34,19 @@ pub struct ParseArgs {
 
 /// Parsing and printing recurse over the input's nesting, which the parser
 /// bounds; a roomy stack keeps even debug builds and very long operator
-/// chains well clear of overflow. (Only touched pages are committed.)
+/// chains well clear of overflow. (Only touched pages are committed.) With
+/// little address space (`ulimit -v`) a smaller one, down to
+/// [`LEAST_PARSE_STACK`], is taken.
 const PARSE_STACK: usize = 256 * 1024 * 1024;
+const LEAST_PARSE_STACK: usize = 16 * 1024 * 1024;
 
 pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
     let (name, path, text) = read_input(&args)?;
-    std::thread::Builder::new()
-        .name("parse".into())
-        .stack_size(PARSE_STACK)
-        .spawn(move || parse_and_print(name, path, text, args.check, args.debug))
-        .context("starting the parser thread")?
-        .join()
+    let job = |_size| {
+        std::panic::catch_unwind(|| parse_and_print(name, path, text, args.check, args.debug))
+    };
+    kiln_lang::stack::run_on_big_stack("parse", PARSE_STACK, LEAST_PARSE_STACK, job)
+        .map_err(|_| anyhow!("not enough address space to start the parser thread"))?
         .map_err(|_| anyhow!("the parser thread panicked"))?
 }
 

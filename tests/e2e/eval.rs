@@ -254,3 +254,61 @@ fn infinite_recursion_through_variables_says_where() {
     let stderr = env.fails(&["eval", "cycle.nix"], 2);
     assert!(stderr.contains("cycle.nix:2:7"), "{stderr}");
 }
+
+/// `kiln ARGS…` under `ulimit -v 800000` (about 780 MiB of address space).
+fn run_with_little_address_space(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    let cmd = env.kiln();
+    let program = cmd.get_program().to_owned();
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c")
+        .arg("ulimit -v 800000 && exec \"$@\"")
+        .arg("sh")
+        .arg(program)
+        .args(args);
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => sh.env(key, value),
+            None => sh.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        sh.current_dir(dir);
+    }
+    sh.output().expect("run sh")
+}
+
+/// Regression: with less address space than the evaluator's 1 GiB stack,
+/// `kiln eval -E 1+1` panicked ("could not start the evaluation thread",
+/// exit 101). The evaluation, the deep-nesting parser and `kiln parse` now
+/// take the largest stack the address space allows, and the recursion
+/// limit follows the stack they got.
+#[test]
+fn little_address_space_is_no_crash() {
+    let env = TestEnv::new();
+    let text = |out: &std::process::Output| {
+        format!(
+            "{}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let out = run_with_little_address_space(&env, &["eval", "-E", "1+1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.stdout, b"2\n");
+    // Deep nesting takes the parser's helper thread.
+    let deep = format!("{}1{}", "(".repeat(500), ")".repeat(500));
+    let out = run_with_little_address_space(&env, &["eval", "-E", &deep]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.stdout, b"1\n");
+    let out = run_with_little_address_space(&env, &["parse", "-E", "1+1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Runaway recursion is still an error, not a crash, on the smaller stack.
+    let out = run_with_little_address_space(&env, &["eval", "-E", "let f = n: 1 + f n; in f 0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("stack overflow (possible infinite recursion)"),
+        "{stderr}"
+    );
+}
