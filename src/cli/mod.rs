@@ -11,6 +11,7 @@ mod log;
 mod option;
 mod parse;
 mod store;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -47,13 +47,8 @@ enum StoreCommand {
     PathInfo(PathInfoArgs),
     Query(query::QueryArgs),
     ShowDerivation(show_derivation::ShowDerivationArgs),
-    Verify(VerifyArgs),
+    Verify(crate::cli::verify::VerifyArgs),
 }
-
-/// Check that every valid path exists and still has its recorded NAR hash
-/// (exit 1 and list the damaged paths otherwise).
-#[derive(Args, Debug)]
-struct VerifyArgs {}
 
 /// Add files or directories to the store as source paths and print their
 /// store paths, one per line (like `nix-store --add`).
@@ -166,26 +161,9 @@ pub fn run(global: &GlobalOpts, args: StoreArgs) -> anyhow::Result<ExitCode> {
         StoreCommand::PathInfo(args) => path_info(global, args),
         StoreCommand::Query(args) => query::run(global, args),
         StoreCommand::ShowDerivation(args) => show_derivation::run(global, args),
-        StoreCommand::Verify(VerifyArgs {}) => verify(global),
+        StoreCommand::Verify(args) => return crate::cli::verify::run(global, &args),
     }?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn verify(global: &GlobalOpts) -> anyhow::Result<()> {
-    let store = open_store(global)?;
-    let report = kiln_store::verify::verify_store(&store)?;
-    for (path, problem) in &report.problems {
-        crate::say!("error: {}: {problem}", store.print_path(path));
-    }
-    if !report.problems.is_empty() {
-        return Err(anyhow!(
-            "{} of {} valid paths are damaged",
-            report.problems.len(),
-            report.checked
-        ));
-    }
-    crate::say!("checked {} valid paths: all intact", report.checked);
-    Ok(())
 }
 
 /// Errors about the user's input exit with 2, the rest with 1.

@@ -583,6 +583,16 @@ pub struct NonCanonical {
 /// What is not canonical in the tree at `path` (mode, mtime, xattrs),
 /// without changing anything. At most `limit` findings are returned.
 pub fn check_tree(path: &Path, limit: usize) -> Result<Vec<NonCanonical>, CanonicaliseError> {
+    check_tree_owned(path, limit, None)
+}
+
+/// [`check_tree`], and with `owner` also that every entry belongs to that
+/// user id (the store's owner).
+pub fn check_tree_owned(
+    path: &Path,
+    limit: usize,
+    owner: Option<u32>,
+) -> Result<Vec<NonCanonical>, CanonicaliseError> {
     let (parent, name) = open_parent(path)?;
     let mut found = Vec::new();
     check_entry(
@@ -591,10 +601,17 @@ pub fn check_tree(path: &Path, limit: usize) -> Result<Vec<NonCanonical>, Canoni
         path,
         Path::new(""),
         0,
-        limit,
+        Check { limit, owner },
         &mut found,
     )?;
     Ok(found)
+}
+
+/// What [`check_entry`] looks for.
+#[derive(Clone, Copy)]
+struct Check {
+    limit: usize,
+    owner: Option<u32>,
 }
 
 fn check_entry(
@@ -603,9 +620,10 @@ fn check_entry(
     path: &Path,
     rel: &Path,
     depth: usize,
-    limit: usize,
+    check: Check,
     found: &mut Vec<NonCanonical>,
 ) -> Result<(), CanonicaliseError> {
+    let limit = check.limit;
     if found.len() >= limit {
         return Ok(());
     }
@@ -628,6 +646,11 @@ fn check_entry(
     if !xattrs.is_empty() {
         let names: Vec<_> = xattrs.iter().map(|n| n.to_string_lossy()).collect();
         problem(format!("has extended attributes ({})", names.join(", ")));
+    }
+    if let Some(uid) = check.owner
+        && st.st_uid != uid
+    {
+        problem(format!("owner is uid {}, not {uid}", st.st_uid));
     }
     let perm = st.st_mode & 0o7777;
     match kind {
@@ -659,7 +682,7 @@ fn check_entry(
                 &path.join(os),
                 &rel.join(os),
                 depth + 1,
-                limit,
+                check,
                 found,
             )?;
         }

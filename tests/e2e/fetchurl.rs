@@ -110,7 +110,13 @@ fn is_valid(env: &TestEnv, path: &str) -> bool {
 }
 
 fn assert_store_consistent(env: &TestEnv) {
-    let out = env.run(&["--store-dir", "/nix/store", "store", "verify"]);
+    let out = env.run(&[
+        "--store-dir",
+        "/nix/store",
+        "store",
+        "verify",
+        "--check-contents",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "store verify failed:\n{stderr}");
 }

@@ -7,6 +7,7 @@ mod fetchurl;
 mod instantiate;
 mod key;
 mod kit;
+mod maint;
 mod parse;
 mod pipes;
 mod query;

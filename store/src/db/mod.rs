@@ -11,6 +11,7 @@
 //! hashes); [`crate::store`] converts them to and from typed values. The
 //! tables are described in [`schema`].
 
+mod maint;
 pub mod schema;
 
 use std::path::{Path, PathBuf};

@@ -32,6 +32,7 @@ mod drv_check;
 mod ingest;
 pub mod install;
 pub mod lock;
+mod maint;
 mod pipe;
 mod query;
 pub mod temp;

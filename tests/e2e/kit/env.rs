@@ -101,7 +101,7 @@ impl TestEnv {
 
     /// `kiln store verify` succeeds: the store is consistent.
     pub fn assert_store_consistent(&self) {
-        let out = self.run(&["store", "verify"]);
+        let out = self.run(&["store", "verify", "--check-contents"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "store verify failed:\n{stderr}");
     }

@@ -1,0 +1,4 @@
+//! Store maintenance: verify and repair, why-depends, path-info sizes,
+//! optimise, read-only stores.
+
+mod verify;
