@@ -6,13 +6,13 @@
 let
   bb = builtins.path { path = bbDir; name = "busybox"; };
   depsOf = i:
-    if shape == "chain" then (if i > 0 then [ (i - 1) ] else [ ])
+    if shape == "chain" || shape == "refchain" then (if i > 0 then [ (i - 1) ] else [ ])
     else builtins.filter (d: d >= 0) [ (i - 10) (i - 11) ];
   node = i: derivation {
     name = "node-${toString i}";
     system = "x86_64-linux";
     builder = "${bb}/bin/busybox";
-    args = [ "sh" "-c" "echo $name > $out" ];
+    args = [ "sh" "-c" (if shape == "refchain" then "echo $name $deps > $out" else "echo $name > $out") ];
     deps = map (d: nodes.${toString d}) (depsOf i);
   };
   indices = builtins.genList (i: i) n;

@@ -4,6 +4,8 @@
 Graphs (see builder/examples/bench_graph.rs and bench/build/graph.nix):
 each node runs a static busybox `sh -c 'echo $name > $out'` in a sandbox.
   chain N  node i depends on node i-1           (built with -j1)
+  refchain N  the same, each output refers to the previous one, so build i
+           has i inputs in its closure                (built with -j1)
   dag 200  ten wide, node i needs i-10 and i-11 (built with -j2)
 
 For each graph and repetition, on fresh throwaway stores:
@@ -101,6 +103,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--chains", default="100,300")
+    ap.add_argument("--refchains", default="200",
+                    help="chains whose outputs refer to each other (closure grows)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "-p", "kiln", "-p", "kiln-builder",
@@ -111,7 +115,9 @@ def main():
     os.makedirs(os.path.join(bb, "bin"))
     shutil.copy("/bin/busybox", os.path.join(bb, "bin/busybox"))
 
-    graphs = [("chain", int(c), 1) for c in args.chains.split(",")] + [("dag", 200, 2)]
+    graphs = ([("chain", int(c), 1) for c in args.chains.split(",") if c]
+              + [("refchain", int(c), 1) for c in args.refchains.split(",") if c]
+              + [("dag", 200, 2)])
     results = {}
     for shape, n, jobs in graphs:
         key = f"{shape}{n}-j{jobs}"
@@ -142,6 +148,18 @@ def main():
               f"{med['outputs']:>9.2f}{med['register']:>10.2f}{over:>11.2f}")
     print("* overhead = setup + outputs (canonicalise, scan, NAR hash) + register "
           "(fsync, rename, DB commit); sandbox+builder is bwrap and the builder.")
+    for key, r in results.items():
+        if not key.startswith("refchain"):
+            continue
+        n = len(r["kiln"][0]["phases"])
+        # Build i of a refchain has i inputs: compare early and late builds.
+        def around(i):
+            window = [x["phases"][j]["total"] for x in r["kiln"]
+                      for j in range(max(0, i - 5), min(n, i + 5))]
+            return statistics.median(window)
+        lo, hi = min(20, n - 1), n - 1
+        print(f"\n{key}: kiln per build at ~{lo} inputs {around(lo):.2f} ms, "
+              f"at ~{hi} inputs {around(hi):.2f} ms (ratio {around(hi) / around(lo):.2f})")
     out_dir = args.out or work
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:

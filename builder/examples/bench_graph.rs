@@ -1,14 +1,17 @@
 //! Writes a benchmark graph of trivial derivations into a store and prints
 //! the target `.drv` paths, one per line (used by `bench/build/run.sh`).
 //!
-//! Usage: `bench_graph ROOT STORE_DIR BUSYBOX_DIR (chain|dag) N`
+//! Usage: `bench_graph ROOT STORE_DIR BUSYBOX_DIR (chain|refchain|dag) N`
 //!
 //! Every node runs the static busybox from BUSYBOX_DIR (added as the source
 //! path `busybox`) with `sh -c 'echo NAME > $out'`, and names its
 //! dependencies' outputs in the `deps` attribute (so they are inputs, but
 //! not references). `chain`: node i depends on node i-1. `dag`: ten nodes
 //! wide; node i depends on nodes i-10 and i-11 (when they exist); the
-//! targets are the nodes nothing depends on. The same graph as
+//! targets are the nodes nothing depends on. `refchain`: a chain whose
+//! nodes write their dependency's path into `$out`, so each output refers
+//! to the previous one and build i has an input closure of i paths (what
+//! real packages look like to the sandbox). The same graph as
 //! `bench/build/graph.nix`.
 
 use std::collections::{BTreeSet, HashMap};
@@ -22,7 +25,7 @@ use kiln_store::{StoreDir, StorePath};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let [_, root, store_dir, busybox, shape, n] = args.as_slice() else {
-        eprintln!("usage: bench_graph ROOT STORE_DIR BUSYBOX_DIR (chain|dag) N");
+        eprintln!("usage: bench_graph ROOT STORE_DIR BUSYBOX_DIR (chain|refchain|dag) N");
         return ExitCode::from(2);
     };
     match run(root, store_dir, busybox, shape, n) {
@@ -36,7 +39,7 @@ fn main() -> ExitCode {
 
 fn deps_of(shape: &str, i: usize) -> Vec<usize> {
     match shape {
-        "chain" if i > 0 => vec![i - 1],
+        "chain" | "refchain" if i > 0 => vec![i - 1],
         "dag" => [i.checked_sub(10), i.checked_sub(11)]
             .into_iter()
             .flatten()
@@ -53,7 +56,7 @@ fn run(
     n: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = n.parse()?;
-    if shape != "chain" && shape != "dag" {
+    if !["chain", "refchain", "dag"].contains(&shape) {
         return Err(format!("unknown shape {shape}").into());
     }
     let store = Store::open(StoreConfig {
@@ -73,7 +76,7 @@ fn run(
         let mut drv = Derivation {
             system: "x86_64-linux".into(),
             builder: builder.clone(),
-            args: vec!["sh".into(), "-c".into(), "echo $name > $out".into()],
+            args: vec!["sh".into(), "-c".into(), script(shape).into()],
             ..Derivation::default()
         };
         drv.input_srcs.insert(bb.clone());
@@ -109,6 +112,14 @@ fn run(
         }
     }
     Ok(())
+}
+
+/// The node's builder script (the same as `graph.nix`'s).
+fn script(shape: &str) -> &'static str {
+    match shape {
+        "refchain" => "echo $name $deps > $out",
+        _ => "echo $name > $out",
+    }
 }
 
 fn hash_of(

@@ -47,6 +47,8 @@ pub struct BuildSettings {
     /// The bwrap binary, already probed (`None` when every build of the
     /// run is built in).
     pub bwrap: Option<PathBuf>,
+    /// When kiln runs as root: the uids builds run as.
+    pub build_users: Option<crate::sandbox::build_user::BuildUsers>,
     /// `NIX_BUILD_CORES`.
     pub cores: u32,
     pub limits: Limits,
@@ -121,6 +123,18 @@ pub fn build_derivation(
         drv.env.get(crate::sandbox_paths::ATTRIBUTE),
         &closure,
     )?;
+    // The build user is held until the sandbox is gone (end of function).
+    let build_user = match &settings.build_users {
+        Some(users) if !is_builtin(&drv.builder) => {
+            let user = users.acquire()?;
+            for dir in [&scratch_store, &build_dir] {
+                std::os::unix::fs::chown(dir, Some(user.uid), Some(user.gid))
+                    .map_err(|e| BuildError::io(dir, e))?;
+            }
+            Some(user)
+        }
+        _ => None,
+    };
     let spec = SandboxSpec {
         store_dir: store.store_dir().as_str().to_string(),
         inputs: closure
@@ -133,6 +147,8 @@ pub fn build_derivation(
         scratch_store: scratch_store.clone(),
         build_dir: build_dir.clone(),
         etc_dir: settings.etc_dir.clone(),
+        physical_store_dir: store.physical_store_dir().to_path_buf(),
+        build_user: build_user.as_ref().map(|u| (u.uid, u.gid)),
         network: is_fixed,
         extra,
         builder: drv.builder.clone(),
@@ -165,8 +181,16 @@ pub fn build_derivation(
         };
         run_builtin(&build, &mut log, &mut on_line)
     } else if let Some(bwrap) = &settings.bwrap {
+        let t_view = std::time::Instant::now();
+        let cmd = spec.command(bwrap)?;
+        tracing::debug!(
+            target: "kiln_builder::timing",
+            "view of {} inputs prepared in {:.2?}",
+            spec.inputs.len(),
+            t_view.elapsed()
+        );
         supervise(
-            spec.command(bwrap),
+            cmd,
             &printed_drv,
             &mut log,
             settings.limits,

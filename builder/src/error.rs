@@ -34,6 +34,10 @@ pub enum BuildError {
         source: std::io::Error,
     },
 
+    /// Setting up a sandbox failed before the builder started.
+    #[error("cannot set up the sandbox: {message}")]
+    Sandbox { message: String },
+
     #[error("builder for '{drv}' failed: {outcome}")]
     BuilderFailed {
         drv: String,

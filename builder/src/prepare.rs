@@ -1,8 +1,8 @@
 //! Creating the next build's temp dir off the critical path.
 //!
-//! A build's temp dir is `<temp>/store` (the scratch store) and
-//! `<temp>/build` (`/build`), plus the temp dir's liveness lock file: four
-//! file-system creations, which cost milliseconds on a busy disk. In a chain
+//! A build's temp dir is `<temp>/store` (the scratch store),
+//! `<temp>/build` (`/build`) and `<temp>/overlay-work` (the sandbox view's
+//! overlay), plus the temp dir's liveness lock file: five file-system creations, which cost milliseconds on a busy disk. In a chain
 //! of builds that time would be paid between every two builds; a background
 //! thread prepares the next temp dir while the current build runs instead.
 //! At most one prepared dir waits at a time. If preparing fails, the build
@@ -32,7 +32,9 @@ impl BuildDirs {
             .map_err(|e| BuildError::store("creating a build directory", e))?;
         let scratch_store = temp.path().join("store");
         let build_dir = temp.path().join("build");
-        for dir in [&scratch_store, &build_dir] {
+        // The overlay work dir of the sandbox view (see `sandbox::view`).
+        let overlay_work = temp.path().join("overlay-work");
+        for dir in [&scratch_store, &build_dir, &overlay_work] {
             std::fs::create_dir(dir).map_err(|e| BuildError::io(dir, e))?;
         }
         Ok(BuildDirs {

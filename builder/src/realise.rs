@@ -19,6 +19,7 @@ use crate::events::Observer;
 use crate::outputs::output_paths;
 use crate::plan::{PlannedBuild, plan, read_derivation};
 use crate::prepare::Prepared;
+use crate::sandbox::build_user::BuildUsers;
 use crate::sandbox::write_etc;
 use crate::schedule::{NodeOutcome, run_dag};
 use crate::supervise::Limits;
@@ -114,6 +115,12 @@ pub fn realise(
         .temp_dir()
         .map_err(|e| BuildError::store("creating a build directory", e))?;
     write_etc(etc.path())?;
+    // Builds never run as host root: as root, each gets a build user.
+    let build_users = if rustix::process::geteuid().is_root() {
+        Some(BuildUsers::from_env()?)
+    } else {
+        None
+    };
     let settings = BuildSettings {
         etc_dir: etc.path().to_path_buf(),
         // Probed once, up front, when any build needs the sandbox (a run
@@ -123,10 +130,13 @@ pub fn realise(
             .iter()
             .any(|b| !crate::builtin::is_builtin(&b.drv.builder))
         {
-            Some(crate::sandbox::probe_bwrap()?)
+            Some(crate::sandbox::probe_bwrap(
+                build_users.as_ref().map(BuildUsers::any),
+            )?)
         } else {
             None
         },
+        build_users,
         cores: options.cores,
         limits: options.limits,
         keep_failed: options.keep_failed,

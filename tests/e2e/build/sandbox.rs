@@ -195,3 +195,76 @@ fn fixed_output_derivations_may_use_the_network() {
     assert_eq!(server.accepted(), 1);
     assert_eq!(read(&kit.real(&fetch)), "payload\n");
 }
+
+/// kiln run by an ordinary user builds in the same sandbox: the closure
+/// view is assembled in a user namespace of its own (see
+/// `builder/src/sandbox/view.rs`), and the outputs are that user's.
+/// Through `setpriv` when the tests run as root.
+#[test]
+fn an_ordinary_user_builds_in_the_same_sandbox() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
+        return;
+    };
+    let input = kit.write(Spec::new("nr-input", "mkdir $out; echo from-input > $out/file"));
+    let input_out = kit.path(&kit.out(&input, "out"));
+    let drv = kit.write(Spec {
+        inputs: &[&input],
+        env: &[("input", &input_out)],
+        ..Spec::new(
+            "nr",
+            "mkdir $out; ls /kiln/store > $out/store; id -u > $out/uid; \
+             cat $input/file > $out/copied; \
+             if echo x > $input/file; then echo WROTE > $out/wrote; fi",
+        )
+    });
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let (mut cmd, user) = if me == 0 {
+        let Some(setpriv) = crate::kit::which("setpriv") else {
+            eprintln!("skipped: running as root without setpriv to drop privileges");
+            return;
+        };
+        let status = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(kit.env.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut cmd = std::process::Command::new(setpriv);
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_kiln"));
+        (cmd, 65534)
+    } else {
+        (std::process::Command::new(env!("CARGO_BIN_EXE_kiln")), me)
+    };
+    for var in crate::kit::KILN_ENV_VARS {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .env("HOME", kit.env.home())
+        .arg("--root")
+        .arg(kit.env.root())
+        .args(["build", "--no-out-link", &kit.path(&drv)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "build as uid {user} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let real = kit.real(&drv);
+    let mut listing: Vec<String> = read(&real.join("store")).lines().map(String::from).collect();
+    listing.sort();
+    let mut expected = vec![
+        kit.busybox.to_string(),
+        kit.out(&input, "out").to_string(),
+        kit.out(&drv, "out").to_string(),
+    ];
+    expected.sort();
+    assert_eq!(listing, expected);
+    assert_eq!(read(&real.join("uid")), "1000\n");
+    assert_eq!(read(&real.join("copied")), "from-input\n");
+    assert!(!real.join("wrote").exists(), "an input was writable");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&real).unwrap().uid(), user);
+}

@@ -183,3 +183,70 @@ fn a_forged_drv_is_refused_at_registration() {
     assert_eq!(leftovers, Vec::<String>::new());
     kit.assert_store_consistent();
 }
+
+/// The host owner of each output file while its build runs, seen from
+/// the host in the builds' scratch stores (before kiln resets owners).
+fn owners_while_building(kit: &DrvKit, outs: &[String]) -> Vec<u32> {
+    let store_dir = kit.store.physical_store_dir().to_path_buf();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut owners = vec![None; outs.len()];
+    while owners.iter().any(Option::is_none) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "outputs never appeared"
+        );
+        for entry in std::fs::read_dir(&store_dir).unwrap().flatten() {
+            for (i, out) in outs.iter().enumerate() {
+                let file = entry.path().join("store").join(out);
+                if let Ok(meta) = std::fs::symlink_metadata(&file) {
+                    owners[i].get_or_insert(meta.uid());
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    owners.into_iter().map(Option::unwrap).collect()
+}
+
+#[test]
+fn builds_never_run_as_host_root_and_concurrent_builds_get_their_own_uid() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
+        return;
+    };
+    // Two builds that overlap in time, and one that needs both.
+    let script = "echo > $out; sleep 3";
+    let a = kit.write(Spec::new("uid-a", script));
+    let b = kit.write(Spec::new("uid-b", script));
+    let both = kit.write(Spec {
+        inputs: &[&a, &b],
+        ..Spec::new("uid-both", "echo > $out")
+    });
+    let both_path = kit.path(&both);
+    let mut child = kit
+        .env
+        .kiln()
+        .args(["build", &both_path, "--no-out-link", "-j", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let outs = [
+        kit.out(&a, "out").to_string(),
+        kit.out(&b, "out").to_string(),
+    ];
+    let owners = owners_while_building(&kit, &outs);
+    assert!(child.wait().unwrap().success());
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if me == 0 {
+        assert!(
+            owners.iter().all(|&uid| uid != 0),
+            "a build ran as host root: {owners:?}"
+        );
+        assert_ne!(owners[0], owners[1], "two concurrent builds shared a uid");
+    } else {
+        assert_eq!(owners, vec![me, me], "builds run as kiln's own user");
+    }
+    // Registered, the outputs belong to kiln's user again.
+    assert_eq!(std::fs::metadata(kit.real(&a)).unwrap().uid(), me);
+}

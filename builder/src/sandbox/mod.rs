@@ -16,10 +16,15 @@
 //! moved into the real store. Nothing else of the host is visible: not the
 //! user's home, not the project, not the host's `/etc`.
 //!
+//! kiln binds the closure itself, in the forked child, before it becomes
+//! bwrap ([`view`]); bwrap gets the assembled view in a handful of binds.
+//!
 //! Namespaces: `--unshare-all` (user, ipc, pid, net, uts, cgroup) so there is
 //! no network but a private loopback; fixed-output derivations get
 //! `--share-net` and the host's resolver files, the one exception. The builder
-//! runs as uid 1000 / gid 100 in its own user namespace and session, and bwrap
+//! runs as uid 1000 / gid 100 in its own user namespace and session; on the
+//! host that is kiln's own user, or when kiln is root a build user of its own
+//! ([`build_user`]), never root. bwrap
 //! is pid 1 of the pid namespace: when the builder exits every process it
 //! started dies with the namespace, and `--die-with-parent` kills the sandbox
 //! if kiln itself dies.
@@ -31,6 +36,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::BuildError;
+
+pub mod build_user;
+mod probe;
+pub mod view;
+
+pub use probe::{probe_bwrap, reap_orphans};
+use view::{Identity, View, ViewPaths};
 
 /// The unprivileged user id the builder runs as.
 pub const BUILD_UID: u32 = 1000;
@@ -62,6 +74,10 @@ pub struct SandboxSpec {
     pub build_dir: PathBuf,
     /// Host directory holding the synthesized `passwd`, `group`, `hosts`.
     pub etc_dir: PathBuf,
+    /// `ROOT<store dir>`: every host path above lies inside it.
+    pub physical_store_dir: PathBuf,
+    /// When kiln runs as root: the build user's uid and gid.
+    pub build_user: Option<(u32, u32)>,
     /// Fixed-output derivations only: share the host's network.
     pub network: bool,
     /// Extra read-only binds the derivation declared (`/bin/sh`), see
@@ -93,9 +109,13 @@ pub fn etc_files() -> [(&'static str, String); 3] {
     ]
 }
 
-/// Write the synthesized `/etc` files into `dir`.
+/// Write the synthesized `/etc` files into `dir`, readable by build users
+/// (nothing in them is secret).
 pub fn write_etc(dir: &Path) -> Result<(), BuildError> {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).map_err(|e| BuildError::io(dir, e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| BuildError::io(dir, e))?;
     for (name, contents) in etc_files() {
         let path = dir.join(name);
         std::fs::write(&path, contents).map_err(|e| BuildError::io(&path, e))?;
@@ -125,37 +145,23 @@ impl SandboxSpec {
         if self.network {
             push(&["--share-net".as_ref()]);
         }
+        let view = ViewPaths::for_temp_dir(self.temp_dir());
+        // The store dir with the closure already bound in it ([`view`]).
         push(&[
             "--bind".as_ref(),
-            self.scratch_store.as_os_str(),
+            view.store().as_os_str(),
             self.store_dir.as_ref(),
         ]);
-        for input in &self.inputs {
-            match std::fs::read_link(&input.physical) {
-                // A store path that is itself a symlink: recreate the link,
-                // since bind-mounting would follow it on the host.
-                Ok(target) => push(&[
-                    "--symlink".as_ref(),
-                    target.as_os_str(),
-                    input.logical.as_ref(),
-                ]),
-                Err(_) => push(&[
-                    "--ro-bind".as_ref(),
-                    input.physical.as_os_str(),
-                    input.logical.as_ref(),
-                ]),
-            }
-        }
-        for extra in &self.extra {
+        for (i, extra) in self.extra.iter().enumerate() {
             push(&[
                 "--ro-bind".as_ref(),
-                extra.physical.as_os_str(),
+                view.extra(i).as_os_str(),
                 extra.inside.as_ref(),
             ]);
         }
         push(&[
             "--bind".as_ref(),
-            self.build_dir.as_os_str(),
+            view.build().as_os_str(),
             BUILD_TOP.as_ref(),
             "--dev".as_ref(),
             "/dev".as_ref(),
@@ -164,11 +170,10 @@ impl SandboxSpec {
         ]);
         if !self.network {
             // The directory holds exactly the synthesized files: one mount
-            // instead of one per file (each bind costs bwrap a mount, a
-            // remount and a scan of the mount table, in every build).
+            // instead of one per file.
             push(&[
                 "--ro-bind".as_ref(),
-                self.etc_dir.as_os_str(),
+                view.etc().as_os_str(),
                 "/etc".as_ref(),
             ]);
         } else {
@@ -178,7 +183,7 @@ impl SandboxSpec {
                 if name == "hosts" {
                     continue;
                 }
-                let host = self.etc_dir.join(name);
+                let host = view.etc().join(name);
                 let inside = format!("/etc/{name}");
                 push(&["--ro-bind".as_ref(), host.as_os_str(), inside.as_ref()]);
             }
@@ -211,7 +216,12 @@ impl SandboxSpec {
     /// bwrap is tied to kiln here: it gets SIGKILL when the kiln thread
     /// that started it ends (kiln killed included), and exits at once if
     /// kiln is already gone by the time it starts.
-    pub fn command(&self, bwrap: &Path) -> Command {
+    pub fn command(&self, bwrap: &Path) -> Result<Command, BuildError> {
+        let view = View::prepare(
+            self,
+            &self.physical_store_dir,
+            Identity::current(self.build_user),
+        )?;
         let mut cmd = Command::new(bwrap);
         cmd.args(self.bwrap_args())
             .env_clear()
@@ -219,10 +229,12 @@ impl SandboxSpec {
             .current_dir("/")
             .process_group(0);
         // SAFETY: between fork and exec only async-signal-safe calls
-        // (getpid, prctl, getppid, _exit) on values captured before fork.
+        // (system calls on bytes prepared before the fork).
         let parent = unsafe { libc::getpid() };
         unsafe {
             cmd.pre_exec(move || {
+                view.enter()?;
+                // After `enter`: a change of uid clears the death signal.
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -233,101 +245,19 @@ impl SandboxSpec {
                 Ok(())
             });
         }
-        cmd
+        Ok(cmd)
     }
-}
 
-/// Kill sandboxes that a killed kiln left behind.
-///
-/// If kiln dies while bwrap is still setting a sandbox up, bwrap's inner
-/// process can miss its parent's death and wait forever (it never starts
-/// the builder). Such an orphan is a bwrap process whose command line binds
-/// a temp dir of this store and whose parent is gone (it was reparented to
-/// pid 1). Best effort: errors reading /proc are ignored. Returns how many
-/// were killed.
-pub fn reap_orphans(physical_store_dir: &Path) -> usize {
-    let marker = format!("{}/.tmp-kiln-", physical_store_dir.display());
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    let mut killed = 0;
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<libc::pid_t>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let mut args = cmdline.split(|b| *b == 0);
-        let is_bwrap = args.next().is_some_and(|a| a.ends_with(b"bwrap"));
-        if !is_bwrap || !args.any(|a| a.starts_with(marker.as_bytes())) {
-            continue;
-        }
-        let orphaned = std::fs::read_to_string(entry.path().join("status"))
-            .ok()
-            .and_then(|status| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("PPid:"))
-                    .map(|p| p.trim() == "1")
-            })
-            .unwrap_or(false);
-        if orphaned {
-            // SAFETY: kill(2) on a pid read from /proc; at worst ESRCH.
-            if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
-                killed += 1;
-            }
-        }
+    /// The overlay's work directory next to the scratch store (the upper
+    /// layer, see [`view`]); created with the build's temp dir.
+    pub fn overlay_work_dir(&self) -> PathBuf {
+        self.temp_dir().join("overlay-work")
     }
-    killed
-}
 
-/// Find bwrap and check that it can create the namespaces a build needs.
-/// The error says what to install or enable.
-pub fn probe_bwrap() -> Result<PathBuf, BuildError> {
-    let bwrap = find_program("bwrap").ok_or(BuildError::NoBwrap)?;
-    let out = Command::new(&bwrap)
-        .args([
-            "--unshare-all",
-            "--unshare-user",
-            "--die-with-parent",
-            "--uid",
-            &BUILD_UID.to_string(),
-            "--gid",
-            &BUILD_GID.to_string(),
-            "--ro-bind",
-            "/",
-            "/",
-            "--",
-            "/bin/true",
-        ])
-        .env_clear()
-        .output();
-    match out {
-        Ok(out) if out.status.success() => Ok(bwrap),
-        // Some hosts have no /bin/true; a clean exit of bwrap's own setup is
-        // what matters, and its diagnostics start with "bwrap:".
-        Ok(out) if !String::from_utf8_lossy(&out.stderr).contains("bwrap:") => Ok(bwrap),
-        Ok(out) => Err(BuildError::NoUserNamespaces(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        )),
-        Err(e) => Err(BuildError::io(&bwrap, e)),
+    /// The build's temp dir (the scratch store's parent).
+    pub fn temp_dir(&self) -> &Path {
+        self.scratch_store.parent().unwrap_or(&self.scratch_store)
     }
-}
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
 }
 
 #[cfg(test)]
@@ -341,9 +271,11 @@ mod tests {
                 physical: "/r/kiln/store/aaaa-in".into(),
                 logical: "/kiln/store/aaaa-in".into(),
             }],
-            scratch_store: "/s/store".into(),
-            build_dir: "/s/build".into(),
-            etc_dir: "/s/etc".into(),
+            scratch_store: "/r/kiln/store/.tmp-kiln-1/store".into(),
+            build_dir: "/r/kiln/store/.tmp-kiln-1/build".into(),
+            etc_dir: "/r/kiln/store/.tmp-kiln-0".into(),
+            physical_store_dir: "/r/kiln/store".into(),
+            build_user: None,
             network,
             extra: Vec::new(),
             builder: "/kiln/store/aaaa-in/bin/sh".into(),
@@ -371,13 +303,14 @@ mod tests {
         assert!(args.contains("--ro-bind-try /etc/resolv.conf /etc/resolv.conf"));
     }
 
+    const VIEW: &str = "/tmp/kiln-sandbox/r/kiln/store/.tmp-kiln-1";
+
     #[test]
-    fn inputs_are_read_only_at_their_logical_paths() {
+    fn bwrap_binds_the_assembled_view_not_each_input() {
         let args = joined(&spec(false));
-        assert!(args.contains(
-            "--bind /s/store /kiln/store --ro-bind /r/kiln/store/aaaa-in /kiln/store/aaaa-in"
-        ));
-        assert!(args.contains("--bind /s/build /build"));
+        assert!(args.contains(&format!("--bind {VIEW}/store /kiln/store")));
+        assert!(!args.contains("aaaa-in /kiln/store/aaaa-in"), "{args}");
+        assert!(args.contains(&format!("--bind {VIEW}/build /build")));
         assert!(args.ends_with("-- /kiln/store/aaaa-in/bin/sh -c true"));
     }
 
@@ -388,21 +321,21 @@ mod tests {
             inside: "/bin/sh".into(),
             physical: "/r/kiln/store/aaaa-in/bin/busybox".into(),
         });
-        assert!(joined(&spec).contains("--ro-bind /r/kiln/store/aaaa-in/bin/busybox /bin/sh"));
+        assert!(joined(&spec).contains(&format!("--ro-bind {VIEW}/extra-0 /bin/sh")));
     }
 
     #[test]
     fn etc_is_the_synthesized_directory_read_only() {
         let args = joined(&spec(false));
-        assert!(args.contains("--ro-bind /s/etc /etc"));
+        assert!(args.contains(&format!("--ro-bind {VIEW}/etc /etc")));
         assert!(!args.contains("/etc/passwd"));
         // With the network, the host's resolver files join the synthesized
         // passwd and group (not hosts).
         let args = joined(&spec(true));
-        assert!(!args.contains("--ro-bind /s/etc /etc "));
-        assert!(args.contains("--ro-bind /s/etc/passwd /etc/passwd"));
-        assert!(args.contains("--ro-bind /s/etc/group /etc/group"));
-        assert!(!args.contains("/s/etc/hosts"));
+        assert!(!args.contains(&format!("--ro-bind {VIEW}/etc /etc ")));
+        assert!(args.contains(&format!("--ro-bind {VIEW}/etc/passwd /etc/passwd")));
+        assert!(args.contains(&format!("--ro-bind {VIEW}/etc/group /etc/group")));
+        assert!(!args.contains(&format!("{VIEW}/etc/hosts")));
         assert!(args.contains("--ro-bind-try /etc/hosts /etc/hosts"));
     }
 }
