@@ -47,6 +47,8 @@ pub struct BuildSettings {
     /// The bwrap binary, already probed (`None` when every build of the
     /// run is built in).
     pub bwrap: Option<PathBuf>,
+    /// The seccomp filters of every sandbox, compiled once.
+    pub seccomp: crate::sandbox::seccomp::Filters,
     /// When kiln runs as root: the uids builds run as.
     pub build_users: Option<crate::sandbox::build_user::BuildUsers>,
     /// `NIX_BUILD_CORES`.
@@ -182,7 +184,7 @@ pub fn build_derivation(
         run_builtin(&build, &mut log, &mut on_line)
     } else if let Some(bwrap) = &settings.bwrap {
         let t_view = std::time::Instant::now();
-        let cmd = spec.command(bwrap)?;
+        let cmd = spec.command(bwrap, &settings.seccomp)?;
         tracing::debug!(
             target: "kiln_builder::timing",
             "view of {} inputs prepared in {:.2?}",

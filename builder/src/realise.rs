@@ -137,6 +137,7 @@ pub fn realise(
             None
         },
         build_users,
+        seccomp: crate::sandbox::seccomp::Filters::compile()?,
         cores: options.cores,
         limits: options.limits,
         keep_failed: options.keep_failed,

@@ -39,6 +39,7 @@ use crate::error::BuildError;
 
 pub mod build_user;
 mod probe;
+pub mod seccomp;
 pub mod view;
 
 pub use probe::{probe_bwrap, reap_orphans};
@@ -124,8 +125,9 @@ pub fn write_etc(dir: &Path) -> Result<(), BuildError> {
 }
 
 impl SandboxSpec {
-    /// The bwrap argument list (without the program name).
-    pub fn bwrap_args(&self) -> Vec<OsString> {
+    /// The bwrap argument list (without the program name); the seccomp
+    /// filters are read from `seccomp_fds`.
+    pub fn bwrap_args(&self, seccomp_fds: &[i32]) -> Vec<OsString> {
         let mut a: Vec<OsString> = Vec::with_capacity(64 + 3 * self.inputs.len());
         let mut push = |parts: &[&std::ffi::OsStr]| a.extend(parts.iter().map(|p| p.into()));
         push(&[
@@ -141,7 +143,13 @@ impl SandboxSpec {
             BUILD_GID.to_string().as_ref(),
             "--hostname".as_ref(),
             "localhost".as_ref(),
+            // No user namespace inside: a nested one would make the
+            // builder root of it, with file capabilities to set.
+            "--disable-userns".as_ref(),
         ]);
+        for fd in seccomp_fds {
+            push(&["--add-seccomp-fd".as_ref(), fd.to_string().as_ref()]);
+        }
         if self.network {
             push(&["--share-net".as_ref()]);
         }
@@ -216,14 +224,17 @@ impl SandboxSpec {
     /// bwrap is tied to kiln here: it gets SIGKILL when the kiln thread
     /// that started it ends (kiln killed included), and exits at once if
     /// kiln is already gone by the time it starts.
-    pub fn command(&self, bwrap: &Path) -> Result<Command, BuildError> {
+    pub fn command(&self, bwrap: &Path, filters: &seccomp::Filters) -> Result<Command, BuildError> {
+        use std::os::fd::AsRawFd;
         let view = View::prepare(
             self,
             &self.physical_store_dir,
             Identity::current(self.build_user),
         )?;
+        let memfds = filters.memfds()?;
+        let seccomp_fds: Vec<i32> = memfds.iter().map(|fd| fd.as_raw_fd()).collect();
         let mut cmd = Command::new(bwrap);
-        cmd.args(self.bwrap_args())
+        cmd.args(self.bwrap_args(&seccomp_fds))
             .env_clear()
             .envs(&self.env)
             .current_dir("/")
@@ -233,6 +244,13 @@ impl SandboxSpec {
         let parent = unsafe { libc::getpid() };
         unsafe {
             cmd.pre_exec(move || {
+                // Opened close-on-exec so that no other child inherits
+                // them; this one, bwrap, must.
+                for fd in &memfds {
+                    if libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 view.enter()?;
                 // After `enter`: a change of uid clears the death signal.
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
@@ -285,11 +303,18 @@ mod tests {
     }
 
     fn joined(spec: &SandboxSpec) -> String {
-        spec.bwrap_args()
+        spec.bwrap_args(&[7])
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    #[test]
+    fn every_build_gets_the_seccomp_filters_and_no_nested_user_namespace() {
+        let args = joined(&spec(false));
+        assert!(args.contains("--add-seccomp-fd 7"));
+        assert!(args.contains("--disable-userns"));
     }
 
     #[test]

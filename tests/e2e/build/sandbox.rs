@@ -205,7 +205,10 @@ fn an_ordinary_user_builds_in_the_same_sandbox() {
     let Some(mut kit) = DrvKit::sandboxed() else {
         return;
     };
-    let input = kit.write(Spec::new("nr-input", "mkdir $out; echo from-input > $out/file"));
+    let input = kit.write(Spec::new(
+        "nr-input",
+        "mkdir $out; echo from-input > $out/file",
+    ));
     let input_out = kit.path(&kit.out(&input, "out"));
     let drv = kit.write(Spec {
         inputs: &[&input],
@@ -253,7 +256,10 @@ fn an_ordinary_user_builds_in_the_same_sandbox() {
         String::from_utf8_lossy(&out.stderr)
     );
     let real = kit.real(&drv);
-    let mut listing: Vec<String> = read(&real.join("store")).lines().map(String::from).collect();
+    let mut listing: Vec<String> = read(&real.join("store"))
+        .lines()
+        .map(String::from)
+        .collect();
     listing.sort();
     let mut expected = vec![
         kit.busybox.to_string(),

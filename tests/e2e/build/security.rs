@@ -250,3 +250,96 @@ fn builds_never_run_as_host_root_and_concurrent_builds_get_their_own_uid() {
     // Registered, the outputs belong to kiln's user again.
     assert_eq!(std::fs::metadata(kit.real(&a)).unwrap().uid(), me);
 }
+
+/// Each call a build must not make, tried for real in the sandbox by a
+/// one-call program (see `kit::elf`), with the errno seccomp gives it.
+#[test]
+fn the_seccomp_filter_refuses_s_bits_xattrs_keyrings_and_x32_calls() {
+    use crate::kit::elf::{Arg, syscall_program};
+    let Some(mut kit) = DrvKit::sandboxed() else {
+        return;
+    };
+    // The programs first prove themselves on the host: chmod of a missing
+    // file is ENOENT.
+    let tools = kit.env.work().join("calls");
+    std::fs::create_dir_all(&tools).unwrap();
+    let programs: [(&str, Vec<u8>); 6] = [
+        (
+            "probe",
+            syscall_program(90, &[Arg::Bytes(b"/nonexistent"), Arg::Int(0)]),
+        ),
+        (
+            "chmod-suid",
+            syscall_program(90, &[Arg::Bytes(b"f"), Arg::Int(0o4755)]),
+        ),
+        (
+            "chmod-plain",
+            syscall_program(90, &[Arg::Bytes(b"f"), Arg::Int(0o755)]),
+        ),
+        (
+            "setxattr",
+            syscall_program(
+                188,
+                &[
+                    Arg::Bytes(b"f"),
+                    Arg::Bytes(b"user.kiln"),
+                    Arg::Bytes(b"v"),
+                    Arg::Int(1),
+                    Arg::Int(0),
+                ],
+            ),
+        ),
+        // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 1)
+        (
+            "keyctl",
+            syscall_program(250, &[Arg::Int(0), Arg::Int(-3i64 as u64), Arg::Int(1)]),
+        ),
+        // chmod through the x32 numbering.
+        (
+            "x32-chmod",
+            syscall_program(0x4000_0000 | 90, &[Arg::Bytes(b"f"), Arg::Int(0o4755)]),
+        ),
+    ];
+    for (name, program) in &programs {
+        let path = tools.join(name);
+        std::fs::write(&path, program).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let probe = std::process::Command::new(tools.join("probe"))
+        .status()
+        .unwrap();
+    assert_eq!(
+        probe.code(),
+        Some(libc::ENOENT),
+        "the probe program is broken"
+    );
+    let calls = kit.store.add_path(&tools, "calls").unwrap();
+    let calls_path = kit.path(&calls);
+    let drv = kit.write(Spec {
+        env: &[("calls", &calls_path)],
+        srcs: &[&calls],
+        ..Spec::new(
+            "seccomp",
+            "mkdir $out; echo x > f; \
+             for c in chmod-suid chmod-plain setxattr keyctl x32-chmod; do \
+               $calls/$c; echo $c $? >> $out/results; done; \
+             if unshare -U true 2>/dev/null; then echo nested >> $out/results; fi; \
+             ls -l f >> $out/results",
+        )
+    });
+    let out = kit.build_ok(&drv);
+    let results = std::fs::read_to_string(kit.real(&drv).join("results")).unwrap();
+    let expected = format!(
+        "chmod-suid {}\nchmod-plain 0\nsetxattr {}\nkeyctl {}\nx32-chmod {}\n",
+        libc::EPERM,
+        libc::ENOTSUP,
+        libc::ENOSYS,
+        libc::ENOSYS
+    );
+    assert!(results.starts_with(&expected), "{out}\n{results}");
+    assert!(
+        !results.contains("nested"),
+        "a nested user namespace was created"
+    );
+    assert!(results.contains("-rwxr-xr-x"), "{results}");
+}

@@ -29,6 +29,8 @@ pub struct Spec<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// Input derivations whose `out` is used.
     pub inputs: &'a [&'a StorePath],
+    /// Input sources besides busybox.
+    pub srcs: &'a [&'a StorePath],
     pub outputs: &'a [&'a str],
     /// A fixed output: (method, sha256 hash).
     pub fixed: Option<(FileIngestionMethod, Hash)>,
@@ -41,6 +43,7 @@ impl<'a> Spec<'a> {
             script,
             env: &[],
             inputs: &[],
+            srcs: &[],
             outputs: &["out"],
             fixed: None,
         }
@@ -89,6 +92,8 @@ impl DrvKit {
             ..Derivation::default()
         };
         drv.input_srcs.insert(self.busybox.clone());
+        drv.input_srcs
+            .extend(spec.srcs.iter().map(|p| (*p).clone()));
         drv.env.insert("name".into(), spec.name.into());
         drv.env.insert("builder".into(), self.sh());
         drv.env.insert("system".into(), "x86_64-linux".into());

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 mod drv;
+pub mod elf;
 mod env;
 mod http;
 mod prng;
