@@ -79,6 +79,39 @@ impl Evaluation {
             .eval_text("«string»".to_owned(), None, text.to_owned(), &base, None)
     }
 
+    /// Evaluate expression text with the names of `scope` bound as
+    /// variables (they shadow the globals), as the REPL does with its
+    /// session's names. With `lazy`, nothing is evaluated: the result is
+    /// a thunk of the text (the REPL's `x = …` binds without evaluating),
+    /// though a syntax error or an undefined name is reported at once.
+    pub fn eval_in_scope(&mut self, text: &str, scope: &Attrs, lazy: bool) -> EvalResult<Value> {
+        let base = self.machine.options.base_dir.clone();
+        let (names, values): (Vec<Symbol>, smallvec::SmallVec<[Value; 2]>) =
+            scope.iter().map(|(n, v)| (n, v.clone())).unzip();
+        let code = self.machine.compile_text(
+            "«string»".to_owned(),
+            None,
+            text.to_owned(),
+            &base,
+            names,
+        )?;
+        let env = crate::env::Env::new(values, None);
+        if lazy {
+            return Ok(Value::Thunk(crate::value::Thunk::suspended(code, env)));
+        }
+        let value = self.machine.eval(&code, &env)?;
+        self.machine.force(&value)
+    }
+
+    /// Whether errors are rendered with the full trace (`--show-trace`).
+    pub fn show_trace(&self) -> bool {
+        self.machine.options.show_trace
+    }
+
+    pub fn set_show_trace(&mut self, on: bool) {
+        self.machine.options.show_trace = on;
+    }
+
     /// Nix's `autoCallFunction`: if `v` is a function taking a set, call it
     /// with the `--arg`s it accepts (all of them if it has `...`); a
     /// missing argument without a default is an error. Sets with
@@ -257,6 +290,25 @@ mod tests {
         assert_eq!(split_attr_path("a.b.0"), ["a", "b", "0"]);
         assert_eq!(split_attr_path("a.\"x.y\""), ["a", "x.y"]);
         assert!(split_attr_path("").is_empty());
+    }
+
+    #[test]
+    fn a_scope_binds_names_and_lazy_defers_evaluation() {
+        let mut session = Evaluation::new(EvalOptions::default());
+        let scope = Attrs::from_entries(vec![
+            (Symbol::intern("x"), Value::Int(2)),
+            (Symbol::intern("map"), Value::Int(5)),
+        ]);
+        let v = session.eval_in_scope("x * map", &scope, false).unwrap();
+        assert!(matches!(v, Value::Int(10)), "{v:?}");
+        // Lazy: a throw is not reached until forced.
+        let v = session
+            .eval_in_scope("throw \"later\"", &scope, true)
+            .unwrap();
+        assert!(matches!(v, Value::Thunk(_)));
+        assert!(session.machine().force(&v).is_err());
+        // Undefined names are found without evaluating.
+        assert!(session.eval_in_scope("y", &scope, true).is_err());
     }
 
     #[test]

@@ -224,7 +224,7 @@ impl Machine {
     /// For recursive walks outside `eval` (printing, equality, JSON, deep
     /// forcing) over values that can be nested arbitrarily deep.
     #[inline]
-    pub(crate) fn check_stack(&self) -> EvalResult<()> {
+    pub fn check_stack(&self) -> EvalResult<()> {
         let exhausted = if self.stack_limit != 0 {
             stack_pointer() < self.stack_limit
         } else {

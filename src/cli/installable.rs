@@ -138,7 +138,7 @@ fn is_store_path_arg(config: &StoreConfig, arg: &str) -> bool {
         || std::path::Path::new(arg).is_symlink()
 }
 
-fn auto_args(source: &SourceArgs) -> Vec<(String, AutoArg)> {
+pub fn auto_args(source: &SourceArgs) -> Vec<(String, AutoArg)> {
     let mut out = Vec::new();
     for pair in source.arg.chunks(2) {
         if let [name, expr] = pair {

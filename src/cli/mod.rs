@@ -10,6 +10,7 @@ pub mod key;
 mod log;
 mod option;
 mod parse;
+mod repl;
 mod store;
 mod verify;
 
@@ -87,6 +88,8 @@ pub enum Command {
     /// print their .drv paths.
     Instantiate(instantiate::InstantiateArgs),
     Key(key::KeyArgs),
+    /// Evaluate expressions interactively (like `nix repl`).
+    Repl(repl::ReplArgs),
 }
 
 /// The whole command line as clap sees it. Help is `--help` (and `kiln
@@ -156,6 +159,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(&cli.global, &args),
         Command::Instantiate(args) => instantiate::run(&cli.global, &args),
         Command::Key(args) => key::run(args),
+        Command::Repl(args) => repl::run(&cli.global, &args),
     }
 }
 

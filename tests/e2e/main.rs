@@ -12,4 +12,5 @@ mod parse;
 mod pipes;
 mod query;
 mod readme;
+mod repl;
 mod store;
