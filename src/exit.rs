@@ -23,6 +23,19 @@ pub fn user(err: impl Into<anyhow::Error>) -> anyhow::Error {
     anyhow::Error::new(UserError(err.into()))
 }
 
+/// A syntax error of the user's input, already rendered with its source
+/// lines (`error: …` and a snippet; ends in a newline): exit code 2.
+#[derive(Debug)]
+pub struct Diagnosed(pub String);
+
+impl fmt::Display for Diagnosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.trim_end())
+    }
+}
+
+impl std::error::Error for Diagnosed {}
+
 /// Print an error once, at the top, and choose the exit code.
 pub fn report(err: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(err) {
@@ -32,8 +45,37 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
         crate::say!("error: {user}");
         return ExitCode::from(2);
     }
-    crate::say!("error: {}", render_chain(err));
-    ExitCode::from(1)
+    let code = ExitCode::from(code(err));
+    // Diagnostics come rendered (with their source lines), said as they are.
+    if let Some(failure) = err.downcast_ref::<kiln_eval::EvalFailure>() {
+        crate::say_raw!("{}", failure.rendered);
+    } else if let Some(diagnosed) = err.downcast_ref::<Diagnosed>() {
+        crate::say_raw!("{}", diagnosed.0);
+    } else {
+        crate::say!("error: {}", render_chain(err));
+    }
+    code
+}
+
+/// The exit code of an error that is not marked as the user's.
+///
+/// | error                                                  | code |
+/// |--------------------------------------------------------|------|
+/// | the store failed (database, install, disk), also under an evaluation | 1 |
+/// | an evaluation error, a syntax error ([`Diagnosed`])    | 2    |
+/// | a store request the input got wrong (a hash mismatch, a file that cannot be read, a bad store path), from the evaluator's store | 2 |
+/// | anything else (a build, a verification, I/O)           | 1    |
+fn code(err: &anyhow::Error) -> u8 {
+    let store = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<kiln_eval::StoreError>());
+    if let Some(store) = store {
+        return if store.store_failed() { 1 } else { 2 };
+    }
+    if err.is::<kiln_eval::EvalFailure>() || err.is::<Diagnosed>() {
+        return 2;
+    }
+    1
 }
 
 /// Writing to a closed pipe (`kiln store dump … | head`) is not a failure,

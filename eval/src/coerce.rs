@@ -91,10 +91,7 @@ impl Machine {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "source".to_owned());
-        let store_path = self
-            .store
-            .add_source(&name, path)
-            .map_err(|e| EvalError::new(ErrorKind::Io(e), None))?;
+        let store_path = self.store.add_source(&name, path)?;
         self.copied_sources
             .insert(path.to_path_buf(), store_path.clone());
         Ok(store_path)

@@ -8,8 +8,10 @@
 //! entries are *catchable* by `builtins.tryEval`; everything else is fatal.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::span::Span;
+use crate::store::StoreError;
 
 pub type EvalResult<T> = Result<T, EvalError>;
 
@@ -59,10 +61,36 @@ pub enum ErrorKind {
     SearchPathNotFound(String),
     #[error("{0}")]
     Io(String),
+    /// The store side failed (see [`crate::store::StoreError`]).
+    #[error("{0}")]
+    Store(StoreFailure),
     #[error("{0}")]
     Parse(String),
     #[error("{0}")]
     InvalidValue(String),
+}
+
+/// A [`StoreError`] in an [`ErrorKind`]: shared, so errors stay cheap to
+/// clone; two are equal when they are the same failure.
+#[derive(Debug, Clone)]
+pub struct StoreFailure(pub Arc<StoreError>);
+
+impl PartialEq for StoreFailure {
+    fn eq(&self, other: &StoreFailure) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Display for StoreFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<StoreError> for EvalError {
+    fn from(e: StoreError) -> EvalError {
+        EvalError::new(ErrorKind::Store(StoreFailure(Arc::new(e))), None)
+    }
 }
 
 /// What to do instead of Nix's fetchers, which kiln leaves out on
@@ -113,7 +141,8 @@ impl ErrorKind {
             ErrorKind::UnexpectedArgument { .. } => "E012",
             ErrorKind::NotCoercibleToString(_) => "E013",
             ErrorKind::SearchPathNotFound(_) => "E014",
-            ErrorKind::Io(_) => "E015",
+            // A store error was an I/O error before it had a type: same code.
+            ErrorKind::Io(_) | ErrorKind::Store(_) => "E015",
             ErrorKind::Parse(_) => "E016",
             ErrorKind::InvalidValue(_) => "E017",
         }

@@ -3,11 +3,12 @@
 
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::machine::Machine;
 use crate::options::EvalOptions;
-use crate::store::{EvalStore, MemoryStore};
+use crate::store::{EvalStore, MemoryStore, StoreError};
 use crate::symbol::Symbol;
 use crate::value::{Attrs, Value};
 
@@ -28,6 +29,31 @@ pub enum OutputFormat {
 pub enum AutoArg {
     Expr(String),
     Str(String),
+}
+
+/// A failed evaluation as it leaves the evaluation thread (values and
+/// spans cannot): rendered for a person, with the store error that caused
+/// it, if one did, as its source. The CLI prints `rendered` as it is and
+/// picks the exit code from the source.
+#[derive(Debug)]
+pub struct EvalFailure {
+    /// The diagnostic: `error: …`, source lines, trace; ends in a newline.
+    pub rendered: String,
+    pub store: Option<Arc<StoreError>>,
+}
+
+impl std::fmt::Display for EvalFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.rendered.trim_end())
+    }
+}
+
+impl std::error::Error for EvalFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.store
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// One evaluation session (one thread; see [`crate::run_with_big_stack`]).
@@ -243,6 +269,18 @@ impl Evaluation {
     /// full trace with the `show_trace` option, the short one otherwise.
     pub fn render_error(&self, err: &EvalError) -> String {
         crate::render::render_error(&self.machine.sources, err, self.machine.options.show_trace)
+    }
+
+    /// `err` as it leaves the evaluation thread: rendered, with the store
+    /// error that caused it.
+    pub fn failure(&self, err: &EvalError) -> EvalFailure {
+        EvalFailure {
+            rendered: self.render_error(err),
+            store: match err.kind() {
+                ErrorKind::Store(failure) => Some(failure.0.clone()),
+                _ => None,
+            },
+        }
     }
 
     /// Evaluate text and print it the `nix-instantiate --eval` way; for

@@ -39,10 +39,10 @@ pub mod xml;
 
 pub use self::kiln_store::KilnEvalStore;
 pub use error::{ErrorKind, EvalError, EvalResult};
-pub use evaluation::{AutoArg, Evaluation, OutputFormat};
+pub use evaluation::{AutoArg, EvalFailure, Evaluation, OutputFormat};
 pub use options::EvalOptions;
 pub use search_path::SearchPathEntry;
-pub use store::{EvalStore, MemoryStore};
+pub use store::{EvalStore, MemoryStore, StoreError};
 pub use value::Value;
 
 /// Stack size wanted for the evaluation thread. Virtual memory: only the

@@ -9,13 +9,108 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-/// Errors from the store side, as text: the evaluator reports them as
-/// I/O errors at the expression that needed the store.
-pub type StoreResult<T> = Result<T, String>;
+/// What the store side of an evaluation can fail with. The evaluator
+/// reports it at the expression that needed the store
+/// ([`crate::ErrorKind::Store`]); the CLI tells the store's own failures
+/// (exit 1) from bad input (exit 2) by [`StoreError::store_failed`].
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store itself (its database, its files, an install).
+    #[error("{0}")]
+    Store(#[source] kiln_store::store::StoreError),
+    /// Reading or copying what is to be added.
+    #[error("{what} '{}': {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serialising a tree to hash it.
+    #[error("{0}")]
+    Nar(#[source] kiln_store::NarError),
+    /// A string that is not a path of this store, or a name no store path
+    /// can have.
+    #[error("{0}")]
+    BadPath(#[source] kiln_store::StorePathError),
+    /// A derivation that cannot be read, parsed or hashed.
+    #[error("{0}")]
+    Derivation(#[source] kiln_store::DerivationError),
+    /// A flat (non-recursive) add of something that is not a regular file.
+    #[error("'{}' is not a regular file (needed for a flat, non-recursive path)", .0.display())]
+    NotRegularFile(PathBuf),
+    /// Neither a file, a directory nor a symlink.
+    #[error("'{}' has an unsupported file type", .0.display())]
+    UnsupportedFileType(PathBuf),
+    /// `builtins.path { sha256 = …; }` and the contents disagree.
+    #[error(
+        "store path mismatch in (possibly filtered) path added from '{}': expected {expected}, got {got}",
+        from.display()
+    )]
+    HashMismatch {
+        from: PathBuf,
+        expected: String,
+        got: String,
+    },
+    /// What this kind of store cannot do (a memory store, a dry run).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The thread that asks the store which paths are valid died.
+    #[error("the store validity worker panicked")]
+    WorkerPanicked,
+}
+
+impl StoreError {
+    /// Whether the store failed (rather than the input being bad): the
+    /// database, an install, the disk.
+    pub fn store_failed(&self) -> bool {
+        match self {
+            StoreError::Store(e) => !e.is_bad_input(),
+            StoreError::WorkerPanicked => true,
+            _ => false,
+        }
+    }
+
+    /// An I/O error on `path` while doing `what` ("reading", …).
+    pub fn io(what: &'static str, path: &Path, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+impl From<kiln_store::store::StoreError> for StoreError {
+    fn from(e: kiln_store::store::StoreError) -> StoreError {
+        StoreError::Store(e)
+    }
+}
+
+impl From<kiln_store::NarError> for StoreError {
+    fn from(e: kiln_store::NarError) -> StoreError {
+        StoreError::Nar(e)
+    }
+}
+
+impl From<kiln_store::StorePathError> for StoreError {
+    fn from(e: kiln_store::StorePathError) -> StoreError {
+        StoreError::BadPath(e)
+    }
+}
+
+impl From<kiln_store::DerivationError> for StoreError {
+    fn from(e: kiln_store::DerivationError) -> StoreError {
+        StoreError::Derivation(e)
+    }
+}
+
+/// The result of an [`EvalStore`] operation.
+pub type StoreResult<T> = Result<T, StoreError>;
 
 pub trait EvalStore {
     /// The logical store directory, e.g. `/kiln/store`.
@@ -51,7 +146,9 @@ pub trait EvalStore {
         if request.recursive && request.excluded.is_none() && request.expected_sha256.is_none() {
             return self.add_source(request.name, request.path);
         }
-        Err("this store cannot add filtered, flat or hash-checked paths".to_owned())
+        Err(StoreError::Unsupported(
+            "this store cannot add filtered, flat or hash-checked paths".to_owned(),
+        ))
     }
 
     /// Write a `.drv` (named `{name}.drv`) whose output paths are filled
@@ -85,16 +182,18 @@ pub trait EvalStore {
         &self,
         drv_path: &kiln_store::StorePath,
     ) -> StoreResult<std::rc::Rc<kiln_store::derivation::DrvHash>> {
-        Err(format!(
+        Err(StoreError::Unsupported(format!(
             "this store cannot read the derivation '{}'",
             drv_path.base_name()
-        ))
+        )))
     }
 
     /// The references of a store path (for `=drv` contexts, which bring
     /// in a derivation's whole closure).
     fn references(&self, path: &str) -> StoreResult<BTreeSet<String>> {
-        Err(format!("this store cannot query references of '{path}'"))
+        Err(StoreError::Unsupported(format!(
+            "this store cannot query references of '{path}'"
+        )))
     }
 
     /// Record the `meta` of a derivation (JSON) for SBOMs.
@@ -171,13 +270,13 @@ impl EvalStore for MemoryStore {
 
     fn add_source(&self, name: &str, path: &Path) -> StoreResult<String> {
         let meta = std::fs::symlink_metadata(path)
-            .map_err(|e| format!("getting status of '{}': {e}", path.display()))?;
+            .map_err(|e| StoreError::io("getting status of", path, e))?;
         let content = if meta.is_file() {
-            std::fs::read(path).map_err(|e| format!("reading '{}': {e}", path.display()))?
+            std::fs::read(path).map_err(|e| StoreError::io("reading", path, e))?
         } else {
             // Directories: hash the listing; good enough for a memory store.
             let mut names: Vec<String> = std::fs::read_dir(path)
-                .map_err(|e| format!("reading '{}': {e}", path.display()))?
+                .map_err(|e| StoreError::io("reading", path, e))?
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect();

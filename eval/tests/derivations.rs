@@ -69,7 +69,7 @@ fn instantiate(
         Ok((drv_path, paths))
     })();
     let result = result.map_err(|e| session.render_error(&e))?;
-    store.flush()?;
+    store.flush().map_err(|e| e.to_string())?;
     Ok(result)
 }
 

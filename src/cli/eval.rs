@@ -77,43 +77,36 @@ pub fn run(global: &GlobalOpts, args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let args = args.clone();
     let outcome =
         kiln_eval::run_with_big_stack(move || evaluate(options, store_dir, config, &args));
-    match outcome {
-        Ok(text) => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(text.as_bytes())
-                .and_then(|_| stdout.flush())
-                .context("writing the result")?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(rendered) => {
-            crate::say_raw!("{rendered}");
-            Ok(ExitCode::from(2))
-        }
-    }
+    let text = outcome?;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+        .context("writing the result")?;
+    Ok(ExitCode::SUCCESS)
 }
 
-/// Evaluate and render on the evaluation thread; errors come back
-/// rendered (values cannot leave the thread).
+/// Evaluate and render on the evaluation thread; evaluation errors come
+/// back rendered ([`kiln_eval::EvalFailure`]: values cannot leave the
+/// thread).
 fn evaluate(
     options: EvalOptions,
     store_dir: String,
     config: Option<kiln_store::store::StoreConfig>,
     args: &EvalArgs,
-) -> Result<String, String> {
+) -> anyhow::Result<String> {
     // A dry-run store computes Nix's real paths (sources, `toFile`, `.drv`s)
     // without writing, like `nix-instantiate --eval` in read-only mode.
     let store = match config {
         Some(config) => {
             let root = config.root.clone();
-            let opened = kiln_store::store::Store::open(config).map_err(|e| {
-                format!("error: opening the store at root {}: {e}\n", root.display())
-            })?;
+            let opened = kiln_store::store::Store::open(config)
+                .with_context(|| format!("opening the store at root {}", root.display()))?;
             KilnEvalStore::writing(opened)
         }
         None => KilnEvalStore::dry_run(
             kiln_store::StoreDir::new(&store_dir)
-                .map_err(|e| format!("error: --store-dir: {e}\n"))?,
+                .map_err(|e| crate::exit::user(anyhow::Error::new(e).context("--store-dir")))?,
         ),
     };
     let store = Rc::new(store);
@@ -164,15 +157,10 @@ fn evaluate(
         }
         Ok(out)
     })();
-    let result = result.map_err(|err| session.render_error(&err));
+    let result = result.map_err(|err| anyhow::Error::new(session.failure(&err)));
     // What was written becomes valid (registered) before the paths are
     // printed.
-    let result = result.and_then(|text| {
-        store
-            .flush()
-            .map(|()| text)
-            .map_err(|e| format!("error: {e}\n"))
-    });
+    let result = result.and_then(|text| store.flush().map(|()| text).map_err(anyhow::Error::new));
     // The process ends right after; freeing every value (Nix never does)
     // would only cost time.
     std::mem::forget(session);

@@ -115,20 +115,9 @@ pub fn instantiate(
         attrs: attrs.to_vec(),
         auto_args: auto_args(source),
     };
-    let outcome = kiln_eval::run_with_big_stack(move || job.run(options));
-    match outcome {
-        Ok(mut drvs) => {
-            found.append(&mut drvs);
-            Ok(found)
-        }
-        Err(JobError::User(rendered)) => {
-            // `exit::report` adds its own "error: " prefix.
-            let rendered = rendered.trim_end();
-            let rendered = rendered.strip_prefix("error: ").unwrap_or(rendered);
-            Err(exit::user(anyhow!("{rendered}")))
-        }
-        Err(JobError::Store(message)) => Err(anyhow!(message)),
-    }
+    let mut drvs = kiln_eval::run_with_big_stack(move || job.run(options))?;
+    found.append(&mut drvs);
+    Ok(found)
 }
 
 fn is_store_path_arg(config: &StoreConfig, arg: &str) -> bool {
@@ -163,29 +152,22 @@ struct Job {
     auto_args: Vec<(String, AutoArg)>,
 }
 
-enum JobError {
-    /// Rendered evaluation error (the user's input).
-    User(String),
-    /// The store failed.
-    Store(String),
-}
-
 impl Job {
-    fn run(self, options: EvalOptions) -> Result<Vec<Instantiated>, JobError> {
+    /// Evaluation errors come back rendered ([`kiln_eval::EvalFailure`]).
+    fn run(self, options: EvalOptions) -> anyhow::Result<Vec<Instantiated>> {
         let store = if self.dry_run {
             KilnEvalStore::dry_run(self.config.store_dir.clone())
         } else {
             let root = self.config.root.clone();
-            let opened = Store::open(self.config.clone()).map_err(|e| {
-                JobError::Store(format!("opening the store at root {}: {e}", root.display()))
-            })?;
+            let opened = Store::open(self.config.clone())
+                .with_context(|| format!("opening the store at root {}", root.display()))?;
             KilnEvalStore::writing(opened)
         };
         let store = Rc::new(store);
         let mut session = Evaluation::with_store(options, store.clone());
         let result = self.evaluate(&mut session);
-        let found = result.map_err(|err| JobError::User(session.render_error(&err)))?;
-        store.flush().map_err(JobError::Store)?;
+        let found = result.map_err(|err| session.failure(&err))?;
+        store.flush()?;
         // Everything is written and registered; the store (and its
         // database) is closed when `store` goes, the values go with the
         // process.
@@ -327,9 +309,7 @@ fn instantiate_one(
         };
         let json = kiln_eval::builtins::derivation::meta_json(m, &meta, &name);
         let store = m.store().clone();
-        store
-            .set_derivation_meta(&drv_path, &json)
-            .map_err(|e| kiln_eval::EvalError::new(kiln_eval::ErrorKind::Io(e), None))?;
+        store.set_derivation_meta(&drv_path, &json)?;
     }
     Ok(Instantiated { drv_path, output })
 }

@@ -87,8 +87,8 @@ fn parse_and_print(
     let expr = match kiln_lang::parse(file, map.text(file), &mut names) {
         Ok(expr) => expr,
         Err(err) => {
-            crate::say_raw!("{}", err.to_diagnostic().render(&map));
-            return Ok(ExitCode::from(2));
+            let rendered = err.to_diagnostic().render(&map);
+            return Err(anyhow::Error::new(crate::exit::Diagnosed(rendered)));
         }
     };
     let out = if check {

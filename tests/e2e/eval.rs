@@ -312,3 +312,52 @@ fn little_address_space_is_no_crash() {
         "{stderr}"
     );
 }
+
+/// The exit code is the kind of failure, the same in every command: the
+/// store failing is 1 (it was 2 under `kiln eval`), the user's expression
+/// 2; a rendered evaluation error says `error:` once.
+#[test]
+fn store_failures_exit_1_and_evaluation_errors_2() {
+    let env = TestEnv::new();
+    let not_a_dir = env.write("not-a-dir", "x");
+    let run = |args: &[&str]| {
+        env.kiln()
+            .env("KILN_ROOT", &not_a_dir)
+            .args(args)
+            .output()
+            .expect("run kiln")
+    };
+    for args in [
+        &["eval", "--read-write-mode", "-E", "1"][..],
+        &[
+            "instantiate",
+            "-E",
+            "derivation { name = \"x\"; system = \"x\"; builder = \"x\"; }",
+        ],
+    ] {
+        let out = run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: opening the store at root "),
+            "{stderr}"
+        );
+    }
+    for args in [
+        &["eval", "-E", "1 + \"x\""][..],
+        &["instantiate", "-E", "1 + \"x\""],
+    ] {
+        let stderr = env.fails(args, 2);
+        assert!(
+            stderr.starts_with("error: cannot add"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+    }
+    // A wrong hash is the user's input, though the store found it.
+    env.write("src/a", "a");
+    let wrong = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let expr = format!("builtins.path {{ path = ./src; sha256 = \"{wrong}\"; }}");
+    let stderr = env.fails(&["eval", "--read-write-mode", "-E", &expr], 2);
+    assert!(stderr.contains("store path mismatch"), "{stderr}");
+}

@@ -56,7 +56,7 @@ use super::Builtin;
 use crate::coerce::Coercion;
 use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::machine::Machine;
-use crate::store::EvalStore;
+use crate::store::{EvalStore, StoreError};
 use crate::symbol::Symbol;
 use crate::value::{Attrs, Context, ContextElem, NixString, Value};
 
@@ -70,15 +70,11 @@ fn fail(message: impl Into<String>) -> EvalError {
     EvalError::new(ErrorKind::InvalidValue(message.into()), None)
 }
 
-fn store_error(message: String) -> EvalError {
-    EvalError::new(ErrorKind::Io(message), None)
-}
-
 /// Errors of output-path computation: the derivation's or the store's.
 #[derive(Debug)]
 enum FillError {
     Derivation(DerivationError),
-    Store(String),
+    Store(StoreError),
 }
 
 impl From<DerivationError> for FillError {
@@ -91,7 +87,7 @@ impl From<FillError> for EvalError {
     fn from(e: FillError) -> EvalError {
         match e {
             FillError::Derivation(e) => fail(e.to_string()),
-            FillError::Store(e) => store_error(e),
+            FillError::Store(e) => EvalError::from(e),
         }
     }
 }
@@ -236,14 +232,10 @@ fn instantiate(m: &mut Machine, g: Box<Gathered>) -> EvalResult<Value> {
             store.derivation_hash(input).map_err(FillError::Store)
         })
         .map_err(EvalError::from)?;
-    let drv_path = store
-        .add_derivation(&drv, &name, aterm, hash)
-        .map_err(store_error)?;
+    let drv_path = store.add_derivation(&drv, &name, aterm, hash)?;
     if let Some(meta) = &special.meta {
         let json = meta_json(m, meta, &name);
-        store
-            .set_derivation_meta(&drv_path, &json)
-            .map_err(store_error)?;
+        store.set_derivation_meta(&drv_path, &json)?;
     }
 
     let mut entries = Vec::with_capacity(drv.outputs.len() + 1);
@@ -483,7 +475,7 @@ fn add_inputs(
                 for path in closure(store, d)? {
                     let parsed = parse(&path)?;
                     if parsed.name().ends_with(".drv") {
-                        let hash = store.derivation_hash(&parsed).map_err(store_error)?;
+                        let hash = store.derivation_hash(&parsed)?;
                         let outputs = hash.outputs.iter().map(|(name, _)| name.clone());
                         drv.input_drvs.insert(parsed.clone(), outputs.collect());
                     }
@@ -502,7 +494,7 @@ fn closure(store: &dyn EvalStore, start: &str) -> EvalResult<BTreeSet<String>> {
         if !seen.insert(path.clone()) {
             continue;
         }
-        for r in store.references(&path).map_err(store_error)? {
+        for r in store.references(&path)? {
             if !seen.contains(&r) {
                 todo.push(r);
             }
@@ -570,9 +562,7 @@ fn declare_outputs(
 /// nixbase32 sha256 of `nix-upstream-output:{drv hash part}:{output path
 /// name}`.
 fn downstream_placeholder(dir: &StoreDir, drv_path: &str, output: &str) -> EvalResult<String> {
-    let path = dir
-        .parse_path(drv_path)
-        .map_err(|e| store_error(e.to_string()))?;
+    let path = dir.parse_path(drv_path).map_err(StoreError::from)?;
     let drv_name = path.name().trim_end_matches(".drv");
     let clear_text = format!(
         "nix-upstream-output:{}:{}",

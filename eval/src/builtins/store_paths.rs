@@ -149,15 +149,13 @@ fn add(
         None => None,
     };
     let store = m.store.clone();
-    let store_path = store
-        .add_path(&PathRequest {
-            name,
-            path: source,
-            recursive,
-            excluded: excluded.as_ref(),
-            expected_sha256: sha256,
-        })
-        .map_err(io)?;
+    let store_path = store.add_path(&PathRequest {
+        name,
+        path: source,
+        recursive,
+        excluded: excluded.as_ref(),
+        expected_sha256: sha256,
+    })?;
     Ok(Value::String(NixString::with_context(
         store_path.as_str(),
         Context::from([ContextElem::Path(store_path.clone())]),
@@ -227,9 +225,7 @@ fn to_file(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
         }
     }
     let store = m.store.clone();
-    let path = store
-        .add_text(name.as_str(), contents.as_str(), &references)
-        .map_err(io)?;
+    let path = store.add_text(name.as_str(), contents.as_str(), &references)?;
     Ok(Value::String(NixString::with_context(
         path.as_str(),
         Context::from([ContextElem::Path(path.clone())]),

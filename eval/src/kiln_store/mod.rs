@@ -43,7 +43,7 @@ use kiln_store::store_path::{make_fixed_output_path, make_text_path};
 use kiln_store::{Derivation, FileIngestionMethod, StoreDir, StorePath};
 use rustc_hash::FxHashMap;
 
-use crate::store::{EvalStore, PathRequest, StoreResult};
+use crate::store::{EvalStore, PathRequest, StoreError, StoreResult};
 
 mod prefetch;
 
@@ -107,7 +107,7 @@ impl KilnEvalStore {
     }
 
     fn parse(&self, path: &str) -> StoreResult<StorePath> {
-        self.dir.parse_path(path).map_err(|e| e.to_string())
+        Ok(self.dir.parse_path(path)?)
     }
 
     fn parse_all(&self, paths: &BTreeSet<String>) -> StoreResult<BTreeSet<StorePath>> {
@@ -122,8 +122,7 @@ impl KilnEvalStore {
         references: BTreeSet<StorePath>,
     ) -> StoreResult<StorePath> {
         let contents_hash = Hash::digest(HashAlgo::Sha256, &contents);
-        let path = make_text_path(&self.dir, name, &contents_hash, &references)
-            .map_err(|e| e.to_string())?;
+        let path = make_text_path(&self.dir, name, &contents_hash, &references)?;
         let mut state = self.state.borrow_mut();
         let first_time = state
             .references
@@ -153,8 +152,9 @@ impl KilnEvalStore {
         // directory first; the store then ingests that copy.
         let filtered: Option<(tempfile::TempDir, PathBuf)> = match request.excluded {
             Some(excluded) => {
-                let scratch =
-                    tempfile::tempdir().map_err(|e| format!("creating a scratch dir: {e}"))?;
+                let scratch = tempfile::tempdir().map_err(|e| {
+                    StoreError::io("creating a scratch dir in", &std::env::temp_dir(), e)
+                })?;
                 let copy = scratch.path().join("content");
                 copy_filtered(request.path, &copy, Path::new(""), excluded)?;
                 Some((scratch, copy))
@@ -171,26 +171,26 @@ impl KilnEvalStore {
             FileIngestionMethod::Flat
         };
         let path = match &self.store {
-            Some(store) => store
-                .add_fixed(source, method, HashAlgo::Sha256, request.name)
-                .map_err(|e| e.to_string())?,
+            Some(store) => store.add_fixed(source, method, HashAlgo::Sha256, request.name)?,
             None => {
                 let hash = content_hash(source, method)?;
-                make_fixed_output_path(&self.dir, method, &hash, request.name, &BTreeSet::new())
-                    .map_err(|e| e.to_string())?
+                make_fixed_output_path(&self.dir, method, &hash, request.name, &BTreeSet::new())?
             }
         };
         if let Some(expected) = request.expected_sha256 {
-            let wanted =
-                make_fixed_output_path(&self.dir, method, expected, request.name, &BTreeSet::new())
-                    .map_err(|e| e.to_string())?;
+            let wanted = make_fixed_output_path(
+                &self.dir,
+                method,
+                expected,
+                request.name,
+                &BTreeSet::new(),
+            )?;
             if wanted != path {
-                return Err(format!(
-                    "store path mismatch in (possibly filtered) path added from '{}': expected {}, got {}",
-                    request.path.display(),
-                    self.dir.display(&wanted),
-                    self.dir.display(&path)
-                ));
+                return Err(StoreError::HashMismatch {
+                    from: request.path.to_path_buf(),
+                    expected: self.dir.display(&wanted),
+                    got: self.dir.display(&path),
+                });
             }
         }
         self.state
@@ -209,8 +209,9 @@ impl KilnEvalStore {
             // really is at the logical directory (e.g. /nix/store).
             None => PathBuf::from(drv_path),
         };
-        let bytes = fs::read(&file).map_err(|e| format!("reading derivation '{drv_path}': {e}"))?;
-        Derivation::parse(&self.dir, &bytes).map_err(|e| e.to_string())
+        let bytes = fs::read(&file)
+            .map_err(|e| StoreError::io("reading derivation", Path::new(drv_path), e))?;
+        Ok(Derivation::parse(&self.dir, &bytes)?)
     }
 }
 
@@ -279,11 +280,9 @@ impl EvalStore for KilnEvalStore {
             return Ok(hash.clone());
         }
         let drv = self.read_derivation(&self.dir.display(drv_path))?;
-        let hash = drv
-            .hash_modulo(&self.dir, false, &mut |input: &StorePath| {
-                self.derivation_hash(input).map_err(HashInputError::Store)
-            })
-            .map_err(|e| e.to_string())?;
+        let hash = drv.hash_modulo(&self.dir, false, &mut |input: &StorePath| {
+            self.derivation_hash(input)
+        })?;
         let hash = Rc::new(hash);
         self.state
             .borrow_mut()
@@ -299,8 +298,7 @@ impl EvalStore for KilnEvalStore {
         }
         match &self.store {
             Some(store) => Ok(store
-                .references(&parsed)
-                .map_err(|e| e.to_string())?
+                .references(&parsed)?
                 .iter()
                 .map(|r| self.dir.display(r))
                 .collect()),
@@ -350,9 +348,7 @@ impl EvalStore for KilnEvalStore {
             install_batch(store, pending, prefetched, &references)?;
         }
         for (drv, json) in meta {
-            store
-                .set_derivation_meta(&drv, &json)
-                .map_err(|e| e.to_string())?;
+            store.set_derivation_meta(&drv, &json)?;
         }
         Ok(())
     }
@@ -394,28 +390,21 @@ fn install_batch(
             }
         })
         .collect();
-    store
-        .install(batch, Locking::Take)
-        .map_err(|e| e.to_string())?;
+    store.install(batch, Locking::Take)?;
     Ok(())
 }
 
 /// The hash a path is computed from: NAR sha256 or the flat file's sha256.
 fn content_hash(path: &Path, method: FileIngestionMethod) -> StoreResult<Hash> {
     match method {
-        FileIngestionMethod::Recursive => kiln_store::nar::hash_path(path, HashAlgo::Sha256)
-            .map(|(hash, _)| hash)
-            .map_err(|e| e.to_string()),
+        FileIngestionMethod::Recursive => Ok(kiln_store::nar::hash_path(path, HashAlgo::Sha256)?.0),
         FileIngestionMethod::Flat => {
             let meta = fs::symlink_metadata(path)
-                .map_err(|e| format!("getting status of '{}': {e}", path.display()))?;
+                .map_err(|e| StoreError::io("getting status of", path, e))?;
             if !meta.is_file() {
-                return Err(format!(
-                    "'{}' is not a regular file (needed for a flat, non-recursive path)",
-                    path.display()
-                ));
+                return Err(StoreError::NotRegularFile(path.to_path_buf()));
             }
-            let bytes = fs::read(path).map_err(|e| format!("reading '{}': {e}", path.display()))?;
+            let bytes = fs::read(path).map_err(|e| StoreError::io("reading", path, e))?;
             Ok(Hash::digest(HashAlgo::Sha256, bytes))
         }
     }
@@ -428,7 +417,7 @@ fn copy_filtered(
     rel: &Path,
     excluded: &BTreeSet<PathBuf>,
 ) -> StoreResult<()> {
-    let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} '{}': {e}", p.display());
+    let io = |what: &'static str, p: &Path, e: std::io::Error| StoreError::io(what, p, e);
     let meta = fs::symlink_metadata(src).map_err(|e| io("getting status of", src, e))?;
     if meta.file_type().is_symlink() {
         let target = fs::read_link(src).map_err(|e| io("reading link", src, e))?;
@@ -451,7 +440,7 @@ fn copy_filtered(
     } else if meta.is_file() {
         fs::copy(src, dst).map_err(|e| io("copying", src, e))?;
     } else {
-        return Err(format!("'{}' has an unsupported file type", src.display()));
+        return Err(StoreError::UnsupportedFileType(src.to_path_buf()));
     }
     Ok(())
 }
@@ -506,26 +495,5 @@ mod tests {
         assert_eq!(path, "/nix/store/psfcckwhbzj6xincr5ydak4wakyb3fsh-hello");
         assert!(store.is_valid(&path));
         assert!(store.references(&path).expect("refs").is_empty());
-    }
-}
-
-#[derive(Debug)]
-enum HashInputError {
-    Store(String),
-    Derivation(kiln_store::DerivationError),
-}
-
-impl From<kiln_store::DerivationError> for HashInputError {
-    fn from(e: kiln_store::DerivationError) -> HashInputError {
-        HashInputError::Derivation(e)
-    }
-}
-
-impl std::fmt::Display for HashInputError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HashInputError::Store(e) => f.write_str(e),
-            HashInputError::Derivation(e) => write!(f, "{e}"),
-        }
     }
 }

@@ -18,7 +18,9 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use kiln_store::StorePath;
-use kiln_store::store::Store;
+use kiln_store::store::{Store, StoreError};
+
+use crate::store::StoreError as EvalStoreError;
 
 /// Paths sent to the worker at once.
 const BATCH: usize = 256;
@@ -26,7 +28,7 @@ const BATCH: usize = 256;
 pub(super) struct ValidityPrefetch {
     batch: Vec<StorePath>,
     sender: Sender<Vec<StorePath>>,
-    worker: JoinHandle<Result<Vec<bool>, String>>,
+    worker: JoinHandle<Result<Vec<bool>, StoreError>>,
 }
 
 impl ValidityPrefetch {
@@ -61,22 +63,23 @@ impl ValidityPrefetch {
     }
 
     /// Whether each path asked is valid, in the order asked.
-    pub(super) fn finish(mut self) -> Result<Vec<bool>, String> {
+    pub(super) fn finish(mut self) -> Result<Vec<bool>, EvalStoreError> {
         if !self.batch.is_empty() {
             self.send_batch();
         }
         drop(self.sender);
-        self.worker
-            .join()
-            .unwrap_or_else(|_| Err("the store validity worker panicked".to_owned()))
+        match self.worker.join() {
+            Ok(answers) => Ok(answers?),
+            Err(_) => Err(EvalStoreError::WorkerPanicked),
+        }
     }
 }
 
 /// The worker: answer batches until the sender is dropped.
-fn answer(store: &Store, receiver: &Receiver<Vec<StorePath>>) -> Result<Vec<bool>, String> {
+fn answer(store: &Store, receiver: &Receiver<Vec<StorePath>>) -> Result<Vec<bool>, StoreError> {
     let mut answers = Vec::new();
     while let Ok(batch) = receiver.recv() {
-        let valid = store.valid_among(&batch).map_err(|e| e.to_string())?;
+        let valid = store.valid_among(&batch)?;
         answers.extend(valid);
     }
     Ok(answers)
