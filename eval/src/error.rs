@@ -172,6 +172,9 @@ pub struct TraceFrame {
 struct Inner {
     kind: ErrorKind,
     span: Option<Span>,
+    /// Related places, shown after the error's own (a parse error's
+    /// "first defined here").
+    labels: Vec<(Span, String)>,
     trace: Vec<TraceFrame>,
 }
 
@@ -188,6 +191,7 @@ impl EvalError {
         EvalError(Box::new(Inner {
             kind,
             span,
+            labels: Vec::new(),
             trace: Vec::new(),
         }))
     }
@@ -198,6 +202,17 @@ impl EvalError {
 
     pub fn span(&self) -> Option<Span> {
         self.0.span
+    }
+
+    /// Related places (see [`EvalError::with_label`]).
+    pub fn labels(&self) -> &[(Span, String)] {
+        &self.0.labels
+    }
+
+    /// Add a related place with its text ("first defined here").
+    pub fn with_label(mut self, span: Span, text: impl Into<String>) -> EvalError {
+        self.0.labels.push((span, text.into()));
+        self
     }
 
     pub fn trace(&self) -> &[TraceFrame] {

@@ -13,6 +13,11 @@ use crate::machine::Machine;
 /// Parse a file already added to the machine's sources.
 pub fn parse(m: &mut Machine, file: FileId) -> EvalResult<ast::Expr> {
     let text = m.sources.map.text(file);
-    kiln_lang::parse_unchecked(file, text, &mut m.interner)
-        .map_err(|e| EvalError::new(ErrorKind::Parse(e.message), Some(e.span)))
+    kiln_lang::parse_unchecked(file, text, &mut m.interner).map_err(|e| {
+        let err = EvalError::new(ErrorKind::Parse(e.message), Some(e.span));
+        // The parser's secondary labels ("first defined here") come along.
+        e.labels
+            .into_iter()
+            .fold(err, |err, (span, text)| err.with_label(span, text))
+    })
 }

@@ -33,6 +33,12 @@ pub fn render_error(sources: &Sources, err: &EvalError, full: bool) -> String {
         diagnostic = diagnostic.with_primary(span, "");
         shown.insert(span);
     }
+    for (span, text) in err.labels() {
+        diagnostic.labels.push(Label {
+            span: *span,
+            text: text.clone(),
+        });
+    }
     let mut kept = 0;
     let mut folded = 0;
     for (frame, count) in err.condensed_trace() {

@@ -361,3 +361,17 @@ fn store_failures_exit_1_and_evaluation_errors_2() {
     let stderr = env.fails(&["eval", "--read-write-mode", "-E", &expr], 2);
     assert!(stderr.contains("store path mismatch"), "{stderr}");
 }
+
+/// Regression: the parser's secondary labels ("first defined here") were
+/// dropped on the way into `kiln eval`'s error; `kiln parse` showed them.
+#[test]
+fn parse_errors_show_their_secondary_labels() {
+    let env = TestEnv::new();
+    let stderr = env.fails(&["eval", "-E", "{ a = 1; a = 2; }"], 2);
+    assert!(stderr.contains("attribute 'a' already defined"), "{stderr}");
+    assert!(stderr.contains(" ::: «string»:1:3"), "{stderr}");
+    assert!(stderr.contains("- first defined here"), "{stderr}");
+    env.write("f.nix", "{ x, y, x }: x\n");
+    let stderr = env.fails(&["eval", "f.nix"], 2);
+    assert!(stderr.contains("first declared here"), "{stderr}");
+}
