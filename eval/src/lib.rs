@@ -20,6 +20,7 @@ pub mod compile;
 pub mod env;
 pub mod error;
 mod evaluation;
+pub mod explain;
 pub mod import;
 pub mod kiln_store;
 pub mod machine;

@@ -67,6 +67,9 @@ pub fn render_error(sources: &Sources, err: &EvalError, full: bool) -> String {
             "{folded} more {frames} of the trace folded (--show-trace shows them)"
         ));
     }
-    diagnostic = diagnostic.with_note(format!("error code {}", err.kind().code()));
+    diagnostic = diagnostic.with_note(format!(
+        "error code {code}: 'kiln explain {code}' says more",
+        code = err.kind().code()
+    ));
     diagnostic.render(&sources.map)
 }

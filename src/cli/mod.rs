@@ -3,6 +3,7 @@
 mod build;
 pub mod config;
 mod eval;
+mod explain;
 mod hash;
 pub mod installable;
 mod instantiate;
@@ -90,6 +91,8 @@ pub enum Command {
     Key(key::KeyArgs),
     /// Evaluate expressions interactively (like `nix repl`).
     Repl(repl::ReplArgs),
+    /// Explain an evaluation error code (`kiln explain E007`).
+    Explain(explain::ExplainArgs),
 }
 
 /// The whole command line as clap sees it. Help is `--help` (and `kiln
@@ -160,6 +163,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Instantiate(args) => instantiate::run(&cli.global, &args),
         Command::Key(args) => key::run(args),
         Command::Repl(args) => repl::run(&cli.global, &args),
+        Command::Explain(args) => explain::run(&args),
     }
 }
 

@@ -375,3 +375,38 @@ fn parse_errors_show_their_secondary_labels() {
     let stderr = env.fails(&["eval", "f.nix"], 2);
     assert!(stderr.contains("first declared here"), "{stderr}");
 }
+
+/// The code an evaluation error ends with has a page, and the page's
+/// example (run as it says) fails with that code.
+#[test]
+fn error_codes_are_explained() {
+    let env = TestEnv::new();
+    let stderr = env.fails(&["eval", "-E", "{ a = 1; }.b"], 2);
+    assert!(
+        stderr.contains("error code E005: 'kiln explain E005' says more"),
+        "{stderr}"
+    );
+    let list = env.ok(&["explain"]);
+    assert_eq!(list.lines().count(), 17, "{list}");
+    for line in list.lines() {
+        let code = line.split_whitespace().next().unwrap();
+        let page = env.ok(&["explain", code]);
+        assert!(page.starts_with(&format!("{code}: ")), "{page}");
+        assert!(page.lines().all(|l| l.chars().count() <= 78), "{page}");
+        // The example is the last line: `    kiln eval -E '…'`.
+        let example = page.lines().last().unwrap().trim();
+        let expr = example
+            .strip_prefix("kiln eval -E '")
+            .and_then(|e| e.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("{example}"))
+            .replace("'\\''", "'");
+        let stderr = env.fails(&["eval", "--strict", "-E", &expr], 2);
+        assert!(
+            stderr.contains(&format!("error code {code}:")),
+            "{code}: {expr}: {stderr}"
+        );
+    }
+    assert_eq!(env.ok(&["explain", "e5"]), env.ok(&["explain", "E005"]));
+    let err = env.fails(&["explain", "E099"], 2);
+    assert!(err.contains("E001 to E017"), "{err}");
+}
