@@ -142,12 +142,7 @@ impl<'s> Parser<'s, '_> {
 
     /// Adds `path = value` to the bindings, merging with earlier
     /// definitions the way Nix 2.8's `addAttr` does.
-    fn add_attr(
-        &mut self,
-        b: &mut BindingsBuilder,
-        path: AttrPath,
-        value: Expr,
-    ) -> PResult<()> {
+    fn add_attr(&mut self, b: &mut BindingsBuilder, path: AttrPath, value: Expr) -> PResult<()> {
         // The path's names, for error messages (`None`: a dynamic name).
         let full: SmallVec<[Option<Symbol>; 4]> = path
             .iter()

@@ -181,11 +181,7 @@ fn reduce_one(operands: &mut Vec<Expr>, ops: &mut Vec<PendingOp>) {
     }
 }
 
-fn reduce_while(
-    operands: &mut Vec<Expr>,
-    ops: &mut Vec<PendingOp>,
-    cond: impl Fn(u8) -> bool,
-) {
+fn reduce_while(operands: &mut Vec<Expr>, ops: &mut Vec<PendingOp>, cond: impl Fn(u8) -> bool) {
     while let Some(top) = ops.last() {
         if !cond(top.prec()) {
             break;
