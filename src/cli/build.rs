@@ -32,6 +32,15 @@ use crate::{exit, output, say};
 
 /// Build derivations in sandboxes.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  kiln build ./default.nix -A hello          ./result points at the output
+  kiln build -A hello -A world -j 4          two attributes, 4 builds at once
+  kiln build /kiln/store/<hash>-hello.drv --no-out-link
+  kiln build -A hello --dry-run              what would be built
+  kiln build -A hello -L                     build logs on stderr, `name> ` prefixed
+  kiln build -A hello --check                rebuild and compare (reproducible?)
+  out=$(kiln build -A hello --no-out-link)   output paths on stdout")]
 pub struct BuildArgs {
     /// `.drv` store paths to build, or a file to evaluate (with -A).
     #[arg(value_name = "FILE|DRV")]

@@ -19,6 +19,15 @@ use kiln_eval::{AutoArg, EvalOptions, EvalStore, Evaluation, KilnEvalStore, Outp
 use super::GlobalOpts;
 
 #[derive(Args, Debug, Clone)]
+#[command(after_help = "\
+Examples:
+  kiln eval -E '1 + 2'                        3
+  kiln eval --strict -E '{ b = [ 2 3 ]; a = \"x\"; }'
+  kiln eval ./default.nix -A hello.name      one attribute of a file
+  kiln eval --json -E 'builtins.attrNames { a = 1; b = 2; }'
+  kiln eval --raw -E '\"a\\nb\"'              the string as it is
+  kiln eval -E '{ x }: x * 2' --arg x 21     a top-level function gets --arg
+  kiln eval -I pkgs=./pkgs -E '(import <pkgs> {}).hello'")]
 pub struct EvalArgs {
     /// The file to evaluate (a directory means its default.nix). Default:
     /// ./default.nix.

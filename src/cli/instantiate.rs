@@ -16,6 +16,12 @@ use super::GlobalOpts;
 use super::installable::{SourceArgs, instantiate};
 
 #[derive(Args, Debug, Clone)]
+#[command(after_help = "\
+Examples:
+  kiln instantiate ./default.nix -A hello    /kiln/store/<hash>-hello.drv
+  kiln instantiate -E 'derivation { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; }'
+  kiln instantiate --dry -A hello            the path, nothing written
+  kiln store show-derivation $(kiln instantiate -A hello)")]
 pub struct InstantiateArgs {
     /// The file to evaluate (a directory means its default.nix; default:
     /// ./default.nix), or `.drv` store paths to print as they are.

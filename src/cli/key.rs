@@ -21,8 +21,7 @@ use crate::exit;
 Examples:
   kiln key generate ci-1 --out-dir ~/.config/kiln   writes ci-1.sec (0600) and ci-1.pub
   kiln key public ci-1.sec                          prints the public key of a secret key
-  kiln bundle export ./hello.nix -o hello.kiln --sign-key ci-1.sec
-  kiln bundle verify hello.kiln --key ci-1.pub")]
+  nix store sign -k ci-1.sec /nix/store/<hash>-hello  Nix signs with kiln's key")]
 pub struct KeyArgs {
     #[command(subcommand)]
     command: KeyCommand,
@@ -41,6 +40,10 @@ enum KeyCommand {
 /// public key, the public key is the 32-byte ed25519 key. NAME goes into every
 /// signature, so pick one that says whose key it is (e.g. `ci.example.org-1`).
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  kiln key generate ci-1                       ./ci-1.sec and ./ci-1.pub
+  kiln key generate cache.example.org-1 --out-dir /etc/kiln/keys")]
 struct GenerateArgs {
     /// The key's name.
     name: String,
@@ -51,6 +54,9 @@ struct GenerateArgs {
 
 /// Print the public key of a secret key file.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Example:
+  kiln key public ci-1.sec > ci-1.pub          the public half, `ci-1:BASE64`")]
 struct PublicArgs {
     /// A secret key file (NAME.sec).
     secret: PathBuf,

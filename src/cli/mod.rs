@@ -9,6 +9,7 @@ pub mod installable;
 mod instantiate;
 pub mod key;
 mod log;
+mod man;
 mod option;
 mod parse;
 mod repl;
@@ -93,6 +94,9 @@ pub enum Command {
     Repl(repl::ReplArgs),
     /// Explain an evaluation error code (`kiln explain E007`).
     Explain(explain::ExplainArgs),
+    /// Write the man pages or the Markdown command reference.
+    #[command(hide = true)]
+    Man(man::ManArgs),
 }
 
 /// The whole command line as clap sees it. Help is `--help` (and `kiln
@@ -164,6 +168,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Key(args) => key::run(args),
         Command::Repl(args) => repl::run(&cli.global, &args),
         Command::Explain(args) => explain::run(&args),
+        Command::Man(args) => man::run(&args),
     }
 }
 
@@ -200,5 +205,34 @@ mod tests {
         assert!(err.is_ok(), "{err:?}");
         let err = super::try_parse_from(["kiln", "eval", "--help"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    /// Every command, group or leaf, shows examples under `--help`, as the
+    /// top-level help promises.
+    #[test]
+    fn every_command_has_examples() {
+        let mut missing = Vec::new();
+        let mut stack = vec![(String::from("kiln"), super::command())];
+        while let Some((path, cmd)) = stack.pop() {
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() == "help" || sub.is_hide_set() {
+                    continue;
+                }
+                let name = format!("{path} {}", sub.get_name());
+                let examples = sub
+                    .get_after_help()
+                    .or(sub.get_after_long_help())
+                    .is_some_and(|text| text.to_string().contains("Example"));
+                if !examples {
+                    missing.push(name.clone());
+                }
+                stack.push((name, sub.clone()));
+            }
+        }
+        missing.sort();
+        assert!(missing.is_empty(), "no examples in --help: {missing:#?}");
     }
 }

@@ -12,6 +12,11 @@ use clap::Args;
 use kiln_lang::{Interner, SourceMap};
 
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  kiln parse -E '1 + 2 * 3'                  (+ 1 (* 2 3))
+  kiln parse --check default.nix             only the syntax; exit 2 on an error
+  echo '{ a = 1; }' | kiln parse -           from standard input")]
 pub struct ParseArgs {
     /// The file to parse; `-` reads standard input.
     #[arg(value_name = "FILE", required_unless_present = "expr")]
