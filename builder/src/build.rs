@@ -184,20 +184,24 @@ pub fn build_derivation(
         run_builtin(&build, &mut log, &mut on_line)
     } else if let Some(bwrap) = &settings.bwrap {
         let t_view = std::time::Instant::now();
-        let cmd = spec.command(bwrap, &settings.seccomp)?;
+        let sandbox = spec.command(bwrap, &settings.seccomp)?;
         tracing::debug!(
             target: "kiln_builder::timing",
             "view of {} inputs prepared in {:.2?}",
             spec.inputs.len(),
             t_view.elapsed()
         );
+        let (network, identity) = (sandbox.network, sandbox.identity);
         supervise(
-            cmd,
+            sandbox.command,
             &printed_drv,
             &mut log,
             settings.limits,
             cancel,
             &mut on_line,
+            // A fixed-output build's network is connected before its
+            // builder starts, and ends with the sandbox.
+            |pid| network.map(|ends| ends.connect(pid, identity)).transpose(),
         )
         .map(|o| {
             if o.success() {

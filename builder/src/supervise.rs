@@ -92,14 +92,17 @@ fn signal_name(sig: i32) -> &'static str {
 }
 
 /// Run `cmd` to completion. Every chunk of output goes to `log`; each
-/// completed line is also passed to `on_line`.
-pub fn supervise(
+/// completed line is also passed to `on_line`. `started` runs once the
+/// child exists (with its pid); what it returns lives until the child has
+/// ended, and if it fails the child is killed.
+pub fn supervise<G>(
     mut cmd: Command,
     drv_name: &str,
     log: &mut LogWriter,
     limits: Limits,
     cancel: &AtomicBool,
     on_line: &mut dyn FnMut(&str),
+    started: impl FnOnce(u32) -> Result<G, BuildError>,
 ) -> Result<Outcome, BuildError> {
     let (mut reader, writer) = std::io::pipe().map_err(|e| spawn_error(drv_name, e))?;
     let writer2 = writer.try_clone().map_err(|e| spawn_error(drv_name, e))?;
@@ -109,6 +112,15 @@ pub fn supervise(
     // the sandbox is gone.
     drop(cmd);
     let pgid = child.id() as libc::pid_t;
+    let _guard = match started(child.id()) {
+        Ok(guard) => guard,
+        Err(e) => {
+            // SAFETY: kill(2) with the group of a child we spawned.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
 
     let start = Instant::now();
     let mut last_output = start;
@@ -207,9 +219,15 @@ mod tests {
         cmd.args(["-c", script]).process_group(0);
         let mut lines = Vec::new();
         let cancel = AtomicBool::new(false);
-        let outcome = supervise(cmd, "t", &mut log, limits, &cancel, &mut |l| {
-            lines.push(l.to_string())
-        })
+        let outcome = supervise(
+            cmd,
+            "t",
+            &mut log,
+            limits,
+            &cancel,
+            &mut |l| lines.push(l.to_string()),
+            |_| Ok(()),
+        )
         .unwrap();
         (outcome, lines)
     }
@@ -260,7 +278,15 @@ mod tests {
                     std::thread::sleep(Duration::from_millis(20));
                 }
             });
-            let outcome = supervise(cmd, "t", &mut log, Limits::default(), &cancel, &mut |_| {});
+            let outcome = supervise(
+                cmd,
+                "t",
+                &mut log,
+                Limits::default(),
+                &cancel,
+                &mut |_| {},
+                |_| Ok(()),
+            );
             assert_eq!(outcome.unwrap(), Outcome::Exited(0));
             reader.join().unwrap()
         });

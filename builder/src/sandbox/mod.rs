@@ -20,8 +20,9 @@
 //! bwrap ([`view`]); bwrap gets the assembled view in a handful of binds.
 //!
 //! Namespaces: `--unshare-all` (user, ipc, pid, net, uts, cgroup) so there is
-//! no network but a private loopback; fixed-output derivations get
-//! `--share-net` and the host's resolver files, the one exception. The builder
+//! no network but a private loopback; fixed-output derivations, the one
+//! exception, get a network namespace of their own connected by
+//! slirp4netns ([`network`]). The builder
 //! runs as uid 1000 / gid 100 in its own user namespace and session; on the
 //! host that is kiln's own user, or when kiln is root a build user of its own
 //! ([`build_user`]), never root. bwrap
@@ -38,6 +39,7 @@ use std::process::Command;
 use crate::error::BuildError;
 
 pub mod build_user;
+pub mod network;
 mod probe;
 pub mod seccomp;
 pub mod view;
@@ -79,7 +81,8 @@ pub struct SandboxSpec {
     pub physical_store_dir: PathBuf,
     /// When kiln runs as root: the build user's uid and gid.
     pub build_user: Option<(u32, u32)>,
-    /// Fixed-output derivations only: share the host's network.
+    /// Fixed-output derivations only: a network of their own
+    /// ([`network`]).
     pub network: bool,
     /// Extra read-only binds the derivation declared (`/bin/sh`), see
     /// [`crate::sandbox_paths`].
@@ -110,28 +113,66 @@ pub fn etc_files() -> [(&'static str, String); 3] {
     ]
 }
 
-/// Write the synthesized `/etc` files into `dir`, readable by build users
+/// Write the synthesized `/etc` files into `dir/etc`, and the resolver
+/// file of fixed-output builds into `dir/net`, readable by build users
 /// (nothing in them is secret).
 pub fn write_etc(dir: &Path) -> Result<(), BuildError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).map_err(|e| BuildError::io(dir, e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| BuildError::io(dir, e))?;
-    for (name, contents) in etc_files() {
-        let path = dir.join(name);
-        std::fs::write(&path, contents).map_err(|e| BuildError::io(&path, e))?;
-    }
-    Ok(())
+    let write = |dir: &Path, files: &[(&str, String)]| -> Result<(), BuildError> {
+        std::fs::create_dir_all(dir).map_err(|e| BuildError::io(dir, e))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| BuildError::io(dir, e))?;
+        for (name, contents) in files {
+            let path = dir.join(name);
+            std::fs::write(&path, contents).map_err(|e| BuildError::io(&path, e))?;
+        }
+        Ok(())
+    };
+    write(dir, &[])?;
+    write(&dir.join("etc"), &etc_files())?;
+    write(
+        &dir.join("net"),
+        &[("resolv.conf", network::RESOLV_CONF.to_string())],
+    )
+}
+
+/// The descriptors bwrap reads its seccomp filters and network handshake
+/// from.
+#[derive(Debug, Clone, Default)]
+pub struct BwrapFds {
+    pub seccomp: Vec<i32>,
+    /// `--block-fd`, fixed-output builds only.
+    pub network: Option<i32>,
+}
+
+/// The bwrap command of one build, and for a fixed-output build kiln's
+/// side of the network handshake, to run once bwrap is started.
+pub struct SandboxCommand {
+    pub command: Command,
+    pub network: Option<network::KilnEnds>,
+    pub identity: Identity,
 }
 
 impl SandboxSpec {
     /// The bwrap argument list (without the program name); the seccomp
-    /// filters are read from `seccomp_fds`.
-    pub fn bwrap_args(&self, seccomp_fds: &[i32]) -> Vec<OsString> {
+    /// filters are read from `fds.seccomp`, the network handshake
+    /// ([`network`]) uses `fds.info` and `fds.block`.
+    pub fn bwrap_args(&self, fds: &BwrapFds) -> Vec<OsString> {
         let mut a: Vec<OsString> = Vec::with_capacity(64 + 3 * self.inputs.len());
         let mut push = |parts: &[&std::ffi::OsStr]| a.extend(parts.iter().map(|p| p.into()));
+        if self.network {
+            // Everything but the network: a fixed-output build's network
+            // namespace is made by kiln before bwrap starts ([`network`]).
+            push(&[
+                "--unshare-ipc".as_ref(),
+                "--unshare-pid".as_ref(),
+                "--unshare-uts".as_ref(),
+                "--unshare-cgroup-try".as_ref(),
+            ]);
+        } else {
+            push(&["--unshare-all".as_ref()]);
+        }
         push(&[
-            "--unshare-all".as_ref(),
             // Explicit, so a host without user namespaces fails loudly instead
             // of bwrap silently skipping the user namespace.
             "--unshare-user".as_ref(),
@@ -147,11 +188,11 @@ impl SandboxSpec {
             // builder root of it, with file capabilities to set.
             "--disable-userns".as_ref(),
         ]);
-        for fd in seccomp_fds {
+        for fd in &fds.seccomp {
             push(&["--add-seccomp-fd".as_ref(), fd.to_string().as_ref()]);
         }
-        if self.network {
-            push(&["--share-net".as_ref()]);
+        if let Some(block) = fds.network {
+            push(&["--block-fd".as_ref(), block.to_string().as_ref()]);
         }
         let view = ViewPaths::for_temp_dir(self.temp_dir());
         // The store dir with the closure already bound in it ([`view`]).
@@ -185,22 +226,22 @@ impl SandboxSpec {
                 "/etc".as_ref(),
             ]);
         } else {
-            // The host's resolver files are mounted next to the synthesized
-            // ones, so `/etc` is built file by file.
+            // slirp4netns's resolver next to the synthesized files, so
+            // `/etc` is built file by file.
             for (name, _) in etc_files() {
-                if name == "hosts" {
-                    continue;
-                }
-                let host = view.etc().join(name);
+                let file = view.etc().join(name);
                 let inside = format!("/etc/{name}");
-                push(&["--ro-bind".as_ref(), host.as_os_str(), inside.as_ref()]);
+                push(&["--ro-bind".as_ref(), file.as_os_str(), inside.as_ref()]);
             }
-            // Name resolution for fetchers: the host's resolver files.
-            // Not nsswitch.conf: static binaries would then try to load NSS
-            // modules that the sandbox does not have.
-            for file in ["/etc/resolv.conf", "/etc/hosts", "/etc/services"] {
-                push(&["--ro-bind-try".as_ref(), file.as_ref(), file.as_ref()]);
-            }
+            let resolv = view.net().join("resolv.conf");
+            push(&[
+                "--ro-bind".as_ref(),
+                resolv.as_os_str(),
+                "/etc/resolv.conf".as_ref(),
+                "--ro-bind-try".as_ref(),
+                "/etc/services".as_ref(),
+                "/etc/services".as_ref(),
+            ]);
             // TLS certificates, if the host has them.
             for dir in ["/etc/ssl/certs", "/etc/pki/tls/certs"] {
                 push(&["--ro-bind-try".as_ref(), dir.as_ref(), dir.as_ref()]);
@@ -224,17 +265,29 @@ impl SandboxSpec {
     /// bwrap is tied to kiln here: it gets SIGKILL when the kiln thread
     /// that started it ends (kiln killed included), and exits at once if
     /// kiln is already gone by the time it starts.
-    pub fn command(&self, bwrap: &Path, filters: &seccomp::Filters) -> Result<Command, BuildError> {
+    pub fn command(
+        &self,
+        bwrap: &Path,
+        filters: &seccomp::Filters,
+    ) -> Result<SandboxCommand, BuildError> {
         use std::os::fd::AsRawFd;
-        let view = View::prepare(
-            self,
-            &self.physical_store_dir,
-            Identity::current(self.build_user),
-        )?;
-        let memfds = filters.memfds()?;
-        let seccomp_fds: Vec<i32> = memfds.iter().map(|fd| fd.as_raw_fd()).collect();
+        let identity = Identity::current(self.build_user);
+        let view = View::prepare(self, &self.physical_store_dir, identity)?;
+        let mut inherited = filters.memfds()?;
+        let mut fds = BwrapFds {
+            seccomp: inherited.iter().map(|fd| fd.as_raw_fd()).collect(),
+            network: None,
+        };
+        let network = if self.network {
+            let (bwrap_ends, kiln_ends) = network::handshake()?;
+            fds.network = Some(bwrap_ends.block_read.as_raw_fd());
+            inherited.push(bwrap_ends.block_read);
+            Some(kiln_ends)
+        } else {
+            None
+        };
         let mut cmd = Command::new(bwrap);
-        cmd.args(self.bwrap_args(&seccomp_fds))
+        cmd.args(self.bwrap_args(&fds))
             .env_clear()
             .envs(&self.env)
             .current_dir("/")
@@ -246,7 +299,7 @@ impl SandboxSpec {
             cmd.pre_exec(move || {
                 // Opened close-on-exec so that no other child inherits
                 // them; this one, bwrap, must.
-                for fd in &memfds {
+                for fd in &inherited {
                     if libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
@@ -263,7 +316,11 @@ impl SandboxSpec {
                 Ok(())
             });
         }
-        Ok(cmd)
+        Ok(SandboxCommand {
+            command: cmd,
+            network,
+            identity,
+        })
     }
 
     /// The overlay's work directory next to the scratch store (the upper
@@ -303,11 +360,14 @@ mod tests {
     }
 
     fn joined(spec: &SandboxSpec) -> String {
-        spec.bwrap_args(&[7])
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
+        spec.bwrap_args(&BwrapFds {
+            seccomp: vec![7],
+            network: spec.network.then_some(8),
+        })
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
     }
 
     #[test]
@@ -323,9 +383,14 @@ mod tests {
         assert!(args.contains("--unshare-all"));
         assert!(!args.contains("--share-net"));
         assert!(!args.contains("resolv.conf"));
+        assert!(!args.contains("--block-fd"));
         let args = joined(&spec(true));
-        assert!(args.contains("--share-net"));
-        assert!(args.contains("--ro-bind-try /etc/resolv.conf /etc/resolv.conf"));
+        assert!(!args.contains("--share-net"), "{args}");
+        assert!(args.contains("--block-fd 8"));
+        assert!(!args.contains("--unshare-all") && !args.contains("--unshare-net"));
+        assert!(args.contains(&format!(
+            "--ro-bind {VIEW}/net/resolv.conf /etc/resolv.conf"
+        )));
     }
 
     const VIEW: &str = "/tmp/kiln-sandbox/r/kiln/store/.tmp-kiln-1";
@@ -354,13 +419,12 @@ mod tests {
         let args = joined(&spec(false));
         assert!(args.contains(&format!("--ro-bind {VIEW}/etc /etc")));
         assert!(!args.contains("/etc/passwd"));
-        // With the network, the host's resolver files join the synthesized
-        // passwd and group (not hosts).
+        // With the network, slirp4netns's resolver joins the synthesized
+        // files; nothing of the host's /etc but its services list.
         let args = joined(&spec(true));
         assert!(!args.contains(&format!("--ro-bind {VIEW}/etc /etc ")));
         assert!(args.contains(&format!("--ro-bind {VIEW}/etc/passwd /etc/passwd")));
-        assert!(args.contains(&format!("--ro-bind {VIEW}/etc/group /etc/group")));
-        assert!(!args.contains(&format!("{VIEW}/etc/hosts")));
-        assert!(args.contains("--ro-bind-try /etc/hosts /etc/hosts"));
+        assert!(args.contains(&format!("--ro-bind {VIEW}/etc/hosts /etc/hosts")));
+        assert!(!args.contains("--ro-bind-try /etc/hosts"));
     }
 }

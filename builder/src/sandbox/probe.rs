@@ -100,7 +100,7 @@ pub fn probe_bwrap(build_user: Option<(u32, u32)>) -> Result<PathBuf, BuildError
     }
 }
 
-fn find_program(name: &str) -> Option<PathBuf> {
+pub(super) fn find_program(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
     std::env::split_paths(&path)

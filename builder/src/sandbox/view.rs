@@ -29,11 +29,12 @@
 //!                 input bound (ro) on its mount point: <store dir> inside
 //!   build/        the build directory (rw): /build
 //!   etc/          the synthesized /etc (ro)
+//!   net/          fixed-output builds: their resolv.conf (ro)
 //!   extra-<i>     a declared sandbox path (ro), e.g. /bin/sh
 //! ```
 //!
 //! The temp dir's path is part of the view's name so that a bwrap left
-//! behind by a killed kiln can be told apart per store ([`super::probe`]).
+//! behind by a killed kiln can be told apart per store (see `reap_orphans`).
 
 use std::ffi::{CString, OsStr};
 use std::io;
@@ -91,6 +92,9 @@ impl ViewPaths {
     pub fn etc(&self) -> PathBuf {
         self.root.join("etc")
     }
+    pub fn net(&self) -> PathBuf {
+        self.root.join("net")
+    }
     pub fn extra(&self, i: usize) -> PathBuf {
         self.root.join(format!("extra-{i}"))
     }
@@ -124,6 +128,8 @@ pub struct View {
     /// `/proc/self/fd/N/...` names sources that tmpfs hides.
     store_fd: OwnedFd,
     physical_store_dir: CString,
+    /// Fixed-output builds: a network namespace of their own, `lo` up.
+    network: bool,
     tmp: CString,
     dirs: Vec<CString>,
     files: Vec<CString>,
@@ -187,7 +193,13 @@ impl View {
             dirs.push(cpath(&prefix)?);
         }
         let lower = paths.root.join("lower");
-        for dir in [&lower, &paths.store(), &paths.build(), &paths.etc()] {
+        for dir in [
+            &lower,
+            &paths.store(),
+            &paths.build(),
+            &paths.etc(),
+            &paths.net(),
+        ] {
             dirs.push(cpath(dir)?);
         }
         let overlay_options = {
@@ -217,10 +229,17 @@ impl View {
             read_only: false,
         });
         binds.push(Bind {
-            source: via_fd(&spec.etc_dir)?,
+            source: via_fd(&spec.etc_dir.join("etc"))?,
             target: cpath(&paths.etc())?,
             read_only: true,
         });
+        if spec.network {
+            binds.push(Bind {
+                source: via_fd(&spec.etc_dir.join("net"))?,
+                target: cpath(&paths.net())?,
+                read_only: true,
+            });
+        }
         for input in &spec.inputs {
             let name = base_name(input)?;
             let at = cpath(&lower.join(name))?;
@@ -272,6 +291,7 @@ impl View {
             id_maps,
             store_fd,
             physical_store_dir: cpath(physical_store_dir)?,
+            network: spec.network,
             tmp: cstring(b"/tmp")?,
             dirs,
             files,
@@ -292,15 +312,19 @@ impl View {
         // SAFETY (whole body): plain system calls on NUL-terminated strings
         // owned by `self`, which outlives the call.
         unsafe {
+            let net = if self.network { libc::CLONE_NEWNET } else { 0 };
             match self.identity {
-                Identity::BuildUser { .. } => check(libc::unshare(libc::CLONE_NEWNS))?,
+                Identity::BuildUser { .. } => check(libc::unshare(libc::CLONE_NEWNS | net))?,
                 Identity::Unprivileged { .. } => {
-                    check(libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS))?;
+                    check(libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS | net))?;
                     let (uid_map, gid_map) = self.id_maps.as_ref().expect("unprivileged maps");
                     write_file(c"/proc/self/setgroups", b"deny")?;
                     write_file(c"/proc/self/uid_map", uid_map)?;
                     write_file(c"/proc/self/gid_map", gid_map)?;
                 }
+            }
+            if self.network {
+                loopback_up()?;
             }
             // Nothing mounted here reaches the host's namespace.
             check(libc::mount(
@@ -438,6 +462,26 @@ fn locked_flags(path: &Path) -> Result<libc::c_ulong, BuildError> {
         }
     }
     Ok(flags)
+}
+
+/// Bring up `lo` of the current network namespace.
+///
+/// # Safety
+/// Between fork and exec: system calls only.
+unsafe fn loopback_up() -> io::Result<()> {
+    // SAFETY: socket/ioctl/close on a zeroed ifreq naming "lo".
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        check(sock)?;
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as i16;
+        let ret = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);
+        libc::close(sock);
+        check(ret)
+    }
 }
 
 fn check(ret: libc::c_int) -> io::Result<()> {

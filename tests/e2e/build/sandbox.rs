@@ -181,7 +181,8 @@ fn fixed_output_derivations_may_use_the_network() {
     if !require_bwrap() {
         return;
     }
-    // An HTTP server on the host's loopback.
+    // An HTTP server on the host's loopback, which a fixed-output build
+    // reaches as 10.0.2.2 through its own network (slirp4netns).
     let server = Server::start(vec![("/payload", "200 OK", b"payload\n".to_vec())]);
     let port = server.port().to_string();
     let mut kit = DrvKit::new();
@@ -189,7 +190,10 @@ fn fixed_output_derivations_may_use_the_network() {
     let fetch = kit.write(Spec {
         env: &[("port", &port)],
         fixed: Some((FileIngestionMethod::Flat, hash)),
-        ..Spec::new("fetch", "wget -q -O $out http://127.0.0.1:$port/payload")
+        ..Spec::new(
+            "fetch",
+            "cat /etc/resolv.conf >&2; wget -q -O $out http://10.0.2.2:$port/payload",
+        )
     });
     kit.build_ok(&fetch);
     assert_eq!(server.accepted(), 1);
@@ -273,4 +277,71 @@ fn an_ordinary_user_builds_in_the_same_sandbox() {
     assert!(!real.join("wrote").exists(), "an input was writable");
     use std::os::unix::fs::MetadataExt;
     assert_eq!(std::fs::metadata(&real).unwrap().uid(), user);
+}
+
+/// Two fixed-output builds, or one and a host daemon, must not meet on an
+/// abstract unix socket (the namespace of those is the network
+/// namespace): through one, a build could pass another a file descriptor
+/// of its output. The host listens on one; the build tries to connect with
+/// a one-call program (`kit::elf`), which first proves it can on the host.
+#[test]
+fn a_fixed_output_build_cannot_reach_the_hosts_abstract_sockets() {
+    use crate::kit::elf::{Arg, syscall_program};
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::fs::PermissionsExt;
+    if !require_bwrap() {
+        return;
+    }
+    let name = format!("kiln-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    // struct sockaddr_un: AF_UNIX, then a NUL and the abstract name.
+    let mut sockaddr = (libc::AF_UNIX as u16).to_le_bytes().to_vec();
+    sockaddr.push(0);
+    sockaddr.extend_from_slice(name.as_bytes());
+    // socket(AF_UNIX, SOCK_STREAM, 0) is fd 3; connect(3, addr, len).
+    let program = [syscall_program(&[
+        (41, vec![Arg::Int(1), Arg::Int(1), Arg::Int(0)]),
+        (
+            42,
+            vec![
+                Arg::Int(3),
+                Arg::Bytes(&sockaddr),
+                Arg::Int(sockaddr.len() as u64),
+            ],
+        ),
+    ])];
+    let mut kit = DrvKit::new();
+    let tools = kit.env.work().join("connect");
+    std::fs::create_dir_all(&tools).unwrap();
+    let exe = tools.join("connect");
+    std::fs::write(&exe, &program[0]).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let on_host = std::process::Command::new(&exe).status().unwrap();
+    assert_eq!(
+        on_host.code(),
+        Some(0),
+        "the program cannot connect on the host"
+    );
+    listener.accept().unwrap();
+
+    let tools = kit.store.add_path(&tools, "connect").unwrap();
+    let tools_path = kit.path(&tools);
+    let hash = Hash::digest(HashAlgo::Sha256, b"isolated\n");
+    let drv = kit.write(Spec {
+        env: &[("tools", &tools_path)],
+        srcs: &[&tools],
+        fixed: Some((FileIngestionMethod::Flat, hash)),
+        ..Spec::new(
+            "abstract",
+            "$tools/connect; code=$?; \
+             if [ $code = 0 ]; then echo CONNECTED; exit 1; fi; echo isolated > $out",
+        )
+    });
+    kit.build_ok(&drv);
+    listener.set_nonblocking(true).unwrap();
+    assert!(
+        listener.accept().is_err(),
+        "the build reached the host's socket"
+    );
 }

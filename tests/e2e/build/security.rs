@@ -266,38 +266,38 @@ fn the_seccomp_filter_refuses_s_bits_xattrs_keyrings_and_x32_calls() {
     let programs: [(&str, Vec<u8>); 6] = [
         (
             "probe",
-            syscall_program(90, &[Arg::Bytes(b"/nonexistent"), Arg::Int(0)]),
+            syscall_program(&[(90, vec![Arg::Bytes(b"/nonexistent"), Arg::Int(0)])]),
         ),
         (
             "chmod-suid",
-            syscall_program(90, &[Arg::Bytes(b"f"), Arg::Int(0o4755)]),
+            syscall_program(&[(90, vec![Arg::Bytes(b"f"), Arg::Int(0o4755)])]),
         ),
         (
             "chmod-plain",
-            syscall_program(90, &[Arg::Bytes(b"f"), Arg::Int(0o755)]),
+            syscall_program(&[(90, vec![Arg::Bytes(b"f"), Arg::Int(0o755)])]),
         ),
         (
             "setxattr",
-            syscall_program(
+            syscall_program(&[(
                 188,
-                &[
+                vec![
                     Arg::Bytes(b"f"),
                     Arg::Bytes(b"user.kiln"),
                     Arg::Bytes(b"v"),
                     Arg::Int(1),
                     Arg::Int(0),
                 ],
-            ),
+            )]),
         ),
         // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 1)
         (
             "keyctl",
-            syscall_program(250, &[Arg::Int(0), Arg::Int(-3i64 as u64), Arg::Int(1)]),
+            syscall_program(&[(250, vec![Arg::Int(0), Arg::Int(-3i64 as u64), Arg::Int(1)])]),
         ),
         // chmod through the x32 numbering.
         (
             "x32-chmod",
-            syscall_program(0x4000_0000 | 90, &[Arg::Bytes(b"f"), Arg::Int(0o4755)]),
+            syscall_program(&[(0x4000_0000 | 90, vec![Arg::Bytes(b"f"), Arg::Int(0o4755)])]),
         ),
     ];
     for (name, program) in &programs {
