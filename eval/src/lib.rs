@@ -21,6 +21,7 @@ pub mod env;
 pub mod error;
 mod evaluation;
 pub mod explain;
+pub mod get_drvs;
 pub mod import;
 pub mod kiln_store;
 pub mod machine;

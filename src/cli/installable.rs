@@ -5,26 +5,19 @@
 //! A FILE (a directory means its `default.nix`; none means
 //! `./default.nix`) or `-E EXPR` is evaluated; a top-level function is
 //! called with the `--arg`s it accepts. Each `-A` path (or the whole value)
-//! is searched for derivations the way `nix-instantiate` does:
-//!
-//! - a derivation (a set with `type = "derivation"`) is taken;
-//! - a set: each attribute in name order that is a derivation, and sets
-//!   with `recurseForDerivations = true` searched in turn;
-//! - a list: every element, searched in turn;
-//! - anything else at the top is an error.
-//!
-//! A derivation value seen twice is taken once. Each one found is written
-//! to the store (or only computed with `dry_run`), its `meta` recorded, and
-//! returned with the output it names (`outputName`).
+//! is searched for derivations the way `nix-instantiate` does, by
+//! `kiln_eval::get_drvs`; each one found is written to the store (or only
+//! computed with `dry_run`), its `meta` recorded, and returned with the
+//! output it names (`outputName`).
 
 use std::path::PathBuf;
 use std::rc::Rc;
 
 use anyhow::{Context as _, anyhow};
 use clap::Args;
-use kiln_eval::{
-    AutoArg, EvalOptions, EvalStore, Evaluation, KilnEvalStore, SearchPathEntry, Value,
-};
+use kiln_eval::get_drvs::DrvFinder;
+pub use kiln_eval::get_drvs::Instantiated;
+use kiln_eval::{AutoArg, EvalOptions, EvalStore, Evaluation, KilnEvalStore, SearchPathEntry};
 use kiln_store::store::{Store, StoreConfig};
 
 use crate::cli::GlobalOpts;
@@ -47,25 +40,6 @@ pub struct SourceArgs {
     /// `PREFIX=DIR` (before those of KILN_PATH, then NIX_PATH).
     #[arg(short = 'I', value_name = "PATH")]
     pub include: Vec<String>,
-}
-
-/// One derivation found: its `.drv` path and the output the value named.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Instantiated {
-    pub drv_path: String,
-    pub output: String,
-}
-
-impl Instantiated {
-    /// As `nix-instantiate` prints it: `DRV`, or `DRV!OUTPUT` when the
-    /// output is not `out`.
-    pub fn display(&self) -> String {
-        if self.output == "out" {
-            self.drv_path.clone()
-        } else {
-            format!("{}!{}", self.drv_path, self.output)
-        }
-    }
 }
 
 /// Evaluate `file` (or `source.expr`) and instantiate the derivations
@@ -186,142 +160,13 @@ impl Job {
         } else {
             self.attrs.iter().map(String::as_str).collect()
         };
-        let mut finder = Finder::default();
+        let mut finder = DrvFinder::default();
         for attr_path in attr_paths {
             let value = session.select_path(root.clone(), attr_path, &self.auto_args)?;
-            finder.search(session, &value, &self.auto_args, true)?;
+            finder.search(session, &value, &self.auto_args)?;
         }
-        let mut out = Vec::new();
-        for drv in finder.found {
-            out.push(instantiate_one(session, &drv)?);
-        }
-        Ok(out)
+        finder.instantiate(session)
     }
-}
-
-/// Collects derivation values as `nix-instantiate` does.
-#[derive(Default)]
-struct Finder {
-    found: Vec<kiln_eval::value::Attrs>,
-    seen: std::collections::HashSet<usize>,
-}
-
-impl Finder {
-    fn search(
-        &mut self,
-        session: &mut Evaluation,
-        value: &Value,
-        auto_args: &[(String, AutoArg)],
-        top: bool,
-    ) -> kiln_eval::EvalResult<()> {
-        let value = session.auto_call(value.clone(), auto_args)?;
-        let m = session.machine();
-        let value = m.force(&value)?;
-        match &value {
-            Value::Attrs(attrs) => {
-                if self.take_if_derivation(session, attrs)? {
-                    return Ok(());
-                }
-                for (name, item) in attrs.sorted() {
-                    if !is_plain_attr_name(name.as_str()) {
-                        continue;
-                    }
-                    let item = session.machine().force(item)?;
-                    let Value::Attrs(inner) = &item else {
-                        continue;
-                    };
-                    if self.take_if_derivation(session, inner)? {
-                        continue;
-                    }
-                    if let Some(flag) = inner.get_str("recurseForDerivations").cloned()
-                        && session.machine().force_bool(&flag)?
-                    {
-                        self.search(session, &item, auto_args, false)?;
-                    }
-                }
-                Ok(())
-            }
-            Value::List(items) => {
-                for item in items.iter() {
-                    self.search(session, item, auto_args, false)?;
-                }
-                Ok(())
-            }
-            other => Err(kiln_eval::EvalError::new(
-                kiln_eval::ErrorKind::InvalidValue(format!(
-                    "expression does not evaluate to a derivation (or a set or list of those){}: it is {}",
-                    if top { "" } else { " (inside)" },
-                    other.type_description()
-                )),
-                None,
-            )),
-        }
-    }
-
-    /// Take `attrs` if it is a derivation; true if it was one.
-    fn take_if_derivation(
-        &mut self,
-        session: &mut Evaluation,
-        attrs: &kiln_eval::value::Attrs,
-    ) -> kiln_eval::EvalResult<bool> {
-        let Some(kind) = attrs.get_str("type").cloned() else {
-            return Ok(false);
-        };
-        let kind = session.machine().force(&kind)?;
-        if !matches!(&kind, Value::String(s) if s.as_str() == "derivation") {
-            return Ok(false);
-        }
-        if self.seen.insert(attrs.addr()) {
-            self.found.push(attrs.clone());
-        }
-        Ok(true)
-    }
-}
-
-/// Nix only looks at attributes whose names look like identifiers.
-fn is_plain_attr_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '\''))
-}
-
-/// Force a derivation's `drvPath` (which writes it) and record its `meta`.
-fn instantiate_one(
-    session: &mut Evaluation,
-    drv: &kiln_eval::value::Attrs,
-) -> kiln_eval::EvalResult<Instantiated> {
-    let m = session.machine();
-    let drv_value = drv
-        .get_str("drvPath")
-        .cloned()
-        .ok_or_else(|| missing("drvPath"))?;
-    let drv_path = m.force_string(&drv_value)?.as_str().to_owned();
-    let output = match drv.get_str("outputName").cloned() {
-        Some(v) => m.force_string(&v)?.as_str().to_owned(),
-        None => "out".to_owned(),
-    };
-    if let Some(meta) = drv.get_str("meta").cloned()
-        && let Ok(Value::Attrs(meta)) = m.force(&meta)
-    {
-        let name = match drv.get_str("name").cloned().map(|n| m.force(&n)) {
-            Some(Ok(Value::String(s))) => s.as_str().to_owned(),
-            _ => String::new(),
-        };
-        let json = kiln_eval::builtins::derivation::meta_json(m, &meta, &name);
-        let store = m.store().clone();
-        store.set_derivation_meta(&drv_path, &json)?;
-    }
-    Ok(Instantiated { drv_path, output })
-}
-
-fn missing(name: &str) -> kiln_eval::EvalError {
-    kiln_eval::EvalError::new(
-        kiln_eval::ErrorKind::MissingAttribute {
-            name: name.to_owned(),
-            suggestions: Vec::new(),
-        },
-        None,
-    )
 }
 
 /// Evaluation options for the current directory: the search path is the
