@@ -13,6 +13,14 @@
 //! thread. [`run_with_big_stack`] gives it a thread with a large stack so
 //! deep (non-tail) recursion in user code works; a depth counter turns
 //! runaway recursion into an error before the stack is exhausted.
+//!
+//! No `unsafe` but one exception, allowed where it stands with its
+//! `SAFETY:` comment: `value::string::Text::as_str` (bytes known to be
+//! UTF-8, read on every string operation; checking them again each time
+//! would make string access linear in the length).
+
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod builtins;
 pub mod coerce;

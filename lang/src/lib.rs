@@ -25,6 +25,8 @@
 //! assert_eq!(kiln_lang::sexpr::to_sexpr(&expr, &names), "(let ((x 1)) (+ x 2))");
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod ast;
 pub mod diagnostics;
 pub mod error;

@@ -201,6 +201,8 @@ const NO_SYMBOL: u32 = u32::MAX;
 pub struct Text(smallvec::SmallVec<[u8; 24]>);
 
 impl Text {
+    // The crate's one `unsafe` (see the crate docs).
+    #[allow(unsafe_code)]
     fn as_str(&self) -> &str {
         // SAFETY: a `Text` is only ever built from a `String` or `&str`
         // (see the `From` impls below) and never mutated, so its bytes are
