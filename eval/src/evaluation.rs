@@ -73,6 +73,13 @@ impl Evaluation {
         }
     }
 
+    /// Whether a free variable `name` is defined: in the global scope the
+    /// compiler resolves names against, or `__curPos`. For checking a
+    /// parse the way evaluation will (`kiln parse`).
+    pub fn is_global(&self, name: &str) -> bool {
+        name == "__curPos" || self.machine.globals.contains_key(&Symbol::intern(name))
+    }
+
     pub fn machine(&mut self) -> &mut Machine {
         &mut self.machine
     }

@@ -1,7 +1,8 @@
 //! `kiln parse FILE [--check]`: parse a file (or `-` for stdin, or `-E
 //! EXPR`) and print its syntax tree as an S-expression, Rust's debug form
 //! (`--debug`), or nothing (`--check`). A syntax error is printed with the
-//! source line and a caret, and exits with code 2.
+//! source line and a caret, and exits with code 2. Free names are checked
+//! against the evaluator's global scope (what `kiln eval` defines).
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -89,7 +90,11 @@ fn parse_and_print(
     let mut map = SourceMap::new();
     let file = map.add(name, path, text);
     let mut names = Interner::new();
-    let expr = match kiln_lang::parse(file, map.text(file), &mut names) {
+    // Free names are checked against the evaluator's global scope, so
+    // `kiln parse` and `kiln eval` agree on what is undefined.
+    let scope = kiln_eval::Evaluation::new(kiln_eval::EvalOptions::default());
+    let is_global = |name: &str| scope.is_global(name);
+    let expr = match kiln_lang::parse_with_globals(file, map.text(file), &mut names, &is_global) {
         Ok(expr) => expr,
         Err(err) => {
             let rendered = err.to_diagnostic().render(&map);

@@ -78,3 +78,27 @@ fn parse_missing_file_is_a_user_error() {
     let stderr = env.fails(&["parse", "no-such-file.nix"], 2);
     assert!(stderr.contains("no-such-file.nix"), "{stderr}");
 }
+
+/// Regression: `kiln parse` accepted the names of Nix's global scope that
+/// kiln does not define (`fetchTree`), which `kiln eval` then called
+/// undefined. Both now check against the evaluator's one global scope.
+#[test]
+fn parse_and_eval_agree_on_undefined_names() {
+    let env = TestEnv::new();
+    for name in ["fetchTree", "fetchTarball", "__fetchurl", "__map"] {
+        let parse = env.fails(&["parse", "-E", name], 2);
+        assert!(
+            parse.contains(&format!("undefined variable '{name}'")),
+            "{parse}"
+        );
+        let eval = env.fails(&["eval", "-E", name], 2);
+        assert!(
+            eval.contains(&format!("undefined variable '{name}'")),
+            "{eval}"
+        );
+    }
+    for name in ["map", "__add", "builtins", "__curPos", "true", "derivation"] {
+        env.ok(&["parse", "-E", name]);
+        env.ok(&["eval", "-E", &format!("builtins.seq {name} 1")]);
+    }
+}

@@ -17,8 +17,9 @@
 //!    must keep their context: use `StringBuilder::push`.
 //! 2. Add `Builtin { name: "yourName", arity: N, func: your_fn }` to the
 //!    family's `pub const BUILTINS: &[Builtin]` table.
-//! 3. If Nix exposes it without the `builtins.` prefix, add the name to
-//!    [`GLOBAL_NAMES`]. Every builtin is also reachable as `__name`.
+//! 3. If Nix exposes it without the `builtins.` prefix, its name is in
+//!    [`GLOBAL_NAMES`] (the lang crate's list of Nix 2.8's plain global
+//!    names) already. Every other builtin is reachable as `__name`.
 //! 4. Write a test in the family file (see `tests` there: `eval_str` runs
 //!    an expression and returns the printed result) and a line in
 //!    `docs/language.md`.
@@ -98,29 +99,9 @@ pub const FAMILIES: &[&[Builtin]] = &[
 
 /// Names visible without `builtins.`; every other builtin is visible as
 /// `__name` instead (as in Nix 2.8, a name is never visible both ways).
-pub const GLOBAL_NAMES: &[&str] = &[
-    "abort",
-    "baseNameOf",
-    "builtins",
-    "derivation",
-    "derivationStrict",
-    "dirOf",
-    "false",
-    "fetchGit",
-    "fetchMercurial",
-    "fetchTarball",
-    "fromTOML",
-    "import",
-    "isNull",
-    "map",
-    "null",
-    "placeholder",
-    "removeAttrs",
-    "scopedImport",
-    "throw",
-    "toString",
-    "true",
-];
+/// The one list is the lang crate's (Nix 2.8's plain global names); those
+/// kiln does not define (the fetchers) stay undefined.
+pub use kiln_lang::scope::PLAIN_GLOBALS as GLOBAL_NAMES;
 
 /// The value of a builtin with no arguments applied yet.
 pub fn primop(builtin: &'static Builtin) -> Value {
