@@ -8,6 +8,10 @@
 //! build reads just the targets. The graph's edges are "needs the outputs
 //! of", restricted to derivations that need building.
 //!
+//! Every derivation visited and its outputs become temp GC roots of this
+//! process before their validity is asked, so a concurrent `kiln store gc`
+//! never deletes what the plan found valid or what a build is producing.
+//!
 //! Every derivation visited is checked before it is trusted: its output
 //! paths must be the ones its contents give ([`Derivation::check_outputs`]),
 //! which reads the hash modulo of every input derivation below it (each
@@ -100,6 +104,15 @@ impl Planner<'_> {
         Ok(hash)
     }
 
+    /// Hold `paths` against a collector for the rest of this run, before
+    /// their validity is asked: a valid output the plan relies on, an input
+    /// a build will see, an output about to be built.
+    fn temp_roots(&self, paths: &[StorePath]) -> Result<(), BuildError> {
+        self.store
+            .add_temp_roots(paths)
+            .map_err(|e| BuildError::store("recording temporary GC roots", e))
+    }
+
     fn is_valid(&self, path: &StorePath) -> Result<bool, BuildError> {
         self.store
             .is_valid(path)
@@ -117,6 +130,7 @@ impl Planner<'_> {
             )));
         }
         let printed = self.store.print_path(drv_path);
+        self.temp_roots(std::slice::from_ref(drv_path))?;
         if !self.is_valid(drv_path)? {
             return Err(BuildError::Other(format!(
                 "{printed} is not a valid path in this store"
@@ -127,6 +141,7 @@ impl Planner<'_> {
             self.drv_hash(input)
         })?;
         let outputs = output_paths(&printed, &drv)?;
+        self.temp_roots(&outputs.values().cloned().collect::<Vec<_>>())?;
         self.outputs.insert(drv_path.clone(), outputs.clone());
         let mut all_valid = true;
         for path in outputs.values() {

@@ -22,8 +22,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use kiln_builder::build::CheckedOutput;
 use kiln_builder::supervise::Limits;
 use kiln_builder::{BuildError, Failure, Observer, RealiseOptions, realise};
+use kiln_store::StorePath;
 use kiln_store::store::Store;
-use kiln_store::{Hash, HashAlgo, StorePath};
 
 use crate::cli::GlobalOpts;
 use crate::cli::config::{open_store, parse_store_path_arg};
@@ -252,10 +252,9 @@ fn make_result_link(store: &Store, link: &Path, path: &StorePath) -> anyhow::Res
     let link = std::path::absolute(link).with_context(|| format!("{}", link.display()))?;
     replace_symlink(&target, &link)
         .with_context(|| format!("creating the result link {}", link.display()))?;
-    let auto = store.state_dir().join("gcroots/auto");
-    std::fs::create_dir_all(&auto).with_context(|| format!("creating {}", auto.display()))?;
-    let key = Hash::digest(HashAlgo::Sha1, link.as_os_str().as_encoded_bytes()).to_nix32();
-    replace_symlink(&link, &auto.join(key)).context("registering the GC root")?;
+    store
+        .add_indirect_root(&link)
+        .context("registering the GC root")?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@ mod build;
 pub mod config;
 mod eval;
 mod explain;
+mod gc;
 mod hash;
 pub mod installable;
 mod instantiate;

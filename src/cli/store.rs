@@ -48,6 +48,10 @@ enum StoreCommand {
     Query(query::QueryArgs),
     ShowDerivation(show_derivation::ShowDerivationArgs),
     Verify(crate::cli::verify::VerifyArgs),
+    Gc(crate::cli::gc::GcArgs),
+    Delete(crate::cli::gc::DeleteArgs),
+    Roots(crate::cli::gc::RootsArgs),
+    AddRoot(crate::cli::gc::AddRootArgs),
 }
 
 /// Add files or directories to the store as source paths and print their
@@ -162,6 +166,10 @@ pub fn run(global: &GlobalOpts, args: StoreArgs) -> anyhow::Result<ExitCode> {
         StoreCommand::Query(args) => query::run(global, args),
         StoreCommand::ShowDerivation(args) => show_derivation::run(global, args),
         StoreCommand::Verify(args) => return crate::cli::verify::run(global, &args),
+        StoreCommand::Gc(args) => crate::cli::gc::gc(global, args),
+        StoreCommand::Delete(args) => crate::cli::gc::delete(global, args),
+        StoreCommand::Roots(args) => crate::cli::gc::roots(global, args),
+        StoreCommand::AddRoot(args) => crate::cli::gc::add_root(global, args),
     }?;
     Ok(ExitCode::SUCCESS)
 }

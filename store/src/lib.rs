@@ -12,6 +12,7 @@ pub mod delete;
 pub mod derivation;
 pub mod durable;
 pub mod error;
+pub mod gc;
 pub mod hash;
 pub mod nar;
 pub mod nixbase32;

@@ -79,6 +79,9 @@ impl ValidityPrefetch {
 fn answer(store: &Store, receiver: &Receiver<Vec<StorePath>>) -> Result<Vec<bool>, StoreError> {
     let mut answers = Vec::new();
     while let Ok(batch) = receiver.recv() {
+        // Held against a collector before asking: a path found valid here
+        // is not written again at the flush.
+        store.add_temp_roots(&batch)?;
         let valid = store.valid_among(&batch)?;
         answers.extend(valid);
     }

@@ -11,8 +11,11 @@
 //! hashes); [`crate::store`] converts them to and from typed values. The
 //! tables are described in [`schema`].
 
+mod gc;
 mod maint;
 pub mod schema;
+
+pub(crate) use gc::GcGraph;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -11,6 +11,9 @@
 //! For a batch of [`NewPath`]s (each a [`ValidPathInfo`] plus its staged
 //! content), in this order:
 //!
+//! 0. **Temp roots.** Every path of the batch becomes a temp GC root of
+//!    this process (`crate::gc::temp_roots`), so a collector never deletes
+//!    a path between the validity check below and the caller's use of it.
 //! 1. **Lock and skip.** Take each path's lock ([`Locking::Take`]; a build
 //!    already holds its outputs' locks and says [`Locking::HeldByCaller`])
 //!    and drop the paths that are valid already: their files are never
@@ -99,6 +102,14 @@ impl Store {
         if batch.is_empty() {
             return Ok(Installed::default());
         }
+        // 0. Temp roots first: a collector running now either sees them or
+        //    has finished deciding, so what is found valid below stays.
+        self.add_temp_roots(
+            &batch
+                .iter()
+                .map(|p| p.info.path.clone())
+                .collect::<Vec<_>>(),
+        )?;
         // 1. Lock (in path order, so two batches never wait on each other
         //    crosswise) and skip what is valid.
         let _locks = match locking {

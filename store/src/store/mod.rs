@@ -129,9 +129,27 @@ pub enum StoreError {
     Corrupt { path: String, detail: String },
     #[error("derivation: {0}")]
     Derivation(String),
+    /// `kiln store delete` of a path a root still keeps.
+    #[error("cannot delete {path}: it is alive, held by the {root}{}", via(chain))]
+    Alive {
+        path: String,
+        root: String,
+        /// From the root's path to `path`.
+        chain: Vec<String>,
+    },
+    #[error("{0} exists and is not a symlink; not replacing it")]
+    NotASymlink(PathBuf),
     /// A malformed `.drv`, or one naming paths its contents do not give.
     #[error(transparent)]
     BadDerivation(#[from] crate::derivation::DerivationError),
+}
+
+/// ` (via A -> B -> PATH)` when the root names another path than `chain`'s last.
+fn via(chain: &[String]) -> String {
+    if chain.len() < 2 {
+        return String::new();
+    }
+    format!(" (via {})", chain.join(" -> "))
 }
 
 impl StoreError {
@@ -156,6 +174,7 @@ impl StoreError {
                 | StoreError::Hash(_)
                 | StoreError::NotValid(_)
                 | StoreError::FlatNotRegularFile(_)
+                | StoreError::NotASymlink(_)
                 | StoreError::Db(DbError::UnknownReference { .. } | DbError::NotValid { .. })
         )
     }
@@ -165,9 +184,11 @@ impl StoreError {
 pub struct Store {
     config: StoreConfig,
     physical_store_dir: PathBuf,
-    db: Database,
+    pub(crate) db: Database,
     /// Whether this process already removed stale temp dirs.
     swept_temp: std::sync::atomic::AtomicBool,
+    /// The paths this process has recorded as temp GC roots.
+    pub(crate) temp_roots: crate::gc::temp_roots::TempRoots,
 }
 
 impl Store {
@@ -184,6 +205,7 @@ impl Store {
             physical_store_dir,
             db,
             swept_temp: std::sync::atomic::AtomicBool::new(false),
+            temp_roots: Default::default(),
         })
     }
 
@@ -233,7 +255,7 @@ impl Store {
             .map_err(StoreError::io("locking", &file))
     }
 
-    fn temp_lock_dir(&self) -> PathBuf {
+    pub(crate) fn temp_lock_dir(&self) -> PathBuf {
         self.state_dir().join("temp")
     }
 
@@ -267,7 +289,7 @@ impl Store {
         }
     }
 
-    fn parse_db_path(&self, path: &str) -> Result<StorePath, StoreError> {
+    pub(crate) fn parse_db_path(&self, path: &str) -> Result<StorePath, StoreError> {
         self.config
             .store_dir
             .parse_path(path)
