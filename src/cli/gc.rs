@@ -51,6 +51,9 @@ pub struct GcArgs {
 /// Delete these store paths (and the dead paths that refer to them);
 /// refused, naming the root, if any of them is still alive.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Example:
+  kiln store delete /kiln/store/<hash>-old-hello")]
 pub struct DeleteArgs {
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<String>,
@@ -59,6 +62,10 @@ pub struct DeleteArgs {
 /// List the GC roots: what holds each, the store path, and its kind
 /// (indirect, direct, shell, temp).
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  kiln store roots
+  kiln store roots --json")]
 pub struct RootsArgs {
     /// Print a JSON array instead of lines.
     #[arg(long)]
