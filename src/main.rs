@@ -2,6 +2,7 @@
 //! outcome to an exit code. No domain logic lives here.
 
 mod cli;
+mod escape;
 mod exit;
 mod output;
 

@@ -292,8 +292,13 @@ fn report_failure(drv: &str, failure: &Failure) {
             say!("error: builder for '{drv}' failed: {outcome}");
             if !log_tail.is_empty() {
                 say!("last {} log lines:", log_tail.len());
+                let escape = std::io::stderr().is_terminal();
                 for line in log_tail {
-                    say!("> {line}");
+                    if escape {
+                        say!("> {}", crate::escape::escape_line(line));
+                    } else {
+                        say!("> {line}");
+                    }
                 }
             }
             if let Some(dir) = kept {
@@ -342,6 +347,8 @@ fn report_check(drv: &str, outputs: &[CheckedOutput]) -> bool {
 /// The progress view: a live display on a terminal, plain lines otherwise.
 struct Progress {
     print_logs: bool,
+    /// stderr is a terminal: build output is escaped (`crate::escape`).
+    escape: bool,
     quiet: bool,
     live: Option<Live>,
     total: AtomicUsize,
@@ -372,6 +379,7 @@ impl Progress {
         });
         Progress {
             print_logs,
+            escape: std::io::stderr().is_terminal(),
             quiet,
             live,
             total: AtomicUsize::new(0),
@@ -426,12 +434,17 @@ impl Observer for Progress {
     }
 
     fn log_line(&self, drv: &str, name: &str, line: &str) {
+        let line = if self.escape {
+            crate::escape::escape_line(line)
+        } else {
+            std::borrow::Cow::Borrowed(line)
+        };
         if let Some(live) = &self.live {
             if self.print_logs {
                 live.multi.suspend(|| say!("{name}> {line}"));
             }
             if let Some(bar) = self.running().get(drv) {
-                bar.set_message(line.to_string());
+                bar.set_message(line.into_owned());
             }
         } else if self.print_logs {
             say!("{name}> {line}");

@@ -7,7 +7,7 @@
 //! builder printed until about a second ago; so does the log of a build
 //! whose kiln was killed. Both are printed with a note on stderr.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use anyhow::anyhow;
 use clap::Args;
@@ -70,9 +70,17 @@ pub fn run(global: &GlobalOpts, args: &LogArgs) -> anyhow::Result<std::process::
         }
     }
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    for drvs in &drv_sets {
-        print_log(&store, drvs, &mut out)?;
+    if stdout.is_terminal() {
+        // A builder's escape sequences must not drive the terminal.
+        let mut out = crate::escape::EscapeLines::new(stdout.lock());
+        for drvs in &drv_sets {
+            print_log(&store, drvs, &mut out)?;
+        }
+    } else {
+        let mut out = stdout.lock();
+        for drvs in &drv_sets {
+            print_log(&store, drvs, &mut out)?;
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

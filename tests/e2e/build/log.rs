@@ -92,3 +92,84 @@ fn log_shows_what_a_running_and_then_killed_build_printed() {
     assert!(!stderr.contains("error"), "{stderr}");
     eprintln!("the lines were in the log {shown_after:?} after the build started");
 }
+
+/// Run `cmd` with stdout and stderr on a new pseudo-terminal; everything
+/// the terminal received.
+fn on_a_terminal(mut cmd: std::process::Command) -> (std::process::ExitStatus, Vec<u8>) {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: valid out-pointers; name, termios and size may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: openpty returned two descriptors we now own.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    let mut master = std::fs::File::from(master);
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        // EIO once the last writer is gone.
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        seen
+    });
+    let status = child.wait().unwrap();
+    (status, reader.join().unwrap())
+}
+
+/// A builder's escape sequences (here: set the window title, move the
+/// cursor up and erase the line) reach a terminal only as text, from
+/// `-L`, from the failure's log tail and from `kiln log`; a pipe gets the
+/// bytes as they were written.
+#[test]
+fn control_characters_from_a_build_are_escaped_on_a_terminal() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
+        return;
+    };
+    let drv = kit.write(Spec::new(
+        "escapes",
+        "printf 'title\\033]0;pwned\\007 up\\033[1A\\033[2K \\033[1mbold\\033[0m\\n'; exit 1",
+    ));
+    let raw = "\x1b]0;pwned\x07";
+    let shown = "title\\x1b]0;pwned\\x07 up\\x1b[1A\\x1b[2K \x1b[1mbold\x1b[0m";
+
+    let mut build = kit.env.kiln();
+    build.args(["build", "--no-out-link", "-L", &kit.path(&drv)]);
+    let (status, seen) = on_a_terminal(build);
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(!status.success());
+    assert!(
+        !seen.contains(raw),
+        "a raw escape reached the terminal:\n{seen:?}"
+    );
+    // From -L, in the failure's log tail (and in the progress line).
+    assert!(seen.contains(&format!("escapes> {shown}")), "{seen:?}");
+    assert!(seen.contains(&format!("\n> {shown}")), "{seen:?}");
+
+    let mut log = kit.env.kiln();
+    log.args(["log", &kit.path(&drv)]);
+    let (status, seen) = on_a_terminal(log);
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(status.success(), "{seen}");
+    assert!(!seen.contains(raw) && seen.contains(shown), "{seen:?}");
+
+    let piped = kit.env.run(&["log", &kit.path(&drv)]);
+    assert!(String::from_utf8_lossy(&piped.stdout).contains(raw));
+}

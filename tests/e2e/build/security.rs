@@ -263,7 +263,7 @@ fn the_seccomp_filter_refuses_s_bits_xattrs_keyrings_and_x32_calls() {
     // file is ENOENT.
     let tools = kit.env.work().join("calls");
     std::fs::create_dir_all(&tools).unwrap();
-    let programs: [(&str, Vec<u8>); 6] = [
+    let programs: [(&str, Vec<u8>); 7] = [
         (
             "probe",
             syscall_program(&[(90, vec![Arg::Bytes(b"/nonexistent"), Arg::Int(0)])]),
@@ -294,6 +294,14 @@ fn the_seccomp_filter_refuses_s_bits_xattrs_keyrings_and_x32_calls() {
             "keyctl",
             syscall_program(&[(250, vec![Arg::Int(0), Arg::Int(-3i64 as u64), Arg::Int(1)])]),
         ),
+        // ptrace(PTRACE_ATTACH, 1): stopping pid 1 would hang the build.
+        (
+            "ptrace-init",
+            syscall_program(&[(
+                101,
+                vec![Arg::Int(16), Arg::Int(1), Arg::Int(0), Arg::Int(0)],
+            )]),
+        ),
         // chmod through the x32 numbering.
         (
             "x32-chmod",
@@ -321,7 +329,7 @@ fn the_seccomp_filter_refuses_s_bits_xattrs_keyrings_and_x32_calls() {
         ..Spec::new(
             "seccomp",
             "mkdir $out; echo x > f; \
-             for c in chmod-suid chmod-plain setxattr keyctl x32-chmod; do \
+             for c in chmod-suid chmod-plain setxattr keyctl ptrace-init x32-chmod; do \
                $calls/$c; echo $c $? >> $out/results; done; \
              if unshare -U true 2>/dev/null; then echo nested >> $out/results; fi; \
              ls -l f >> $out/results",
@@ -330,10 +338,11 @@ fn the_seccomp_filter_refuses_s_bits_xattrs_keyrings_and_x32_calls() {
     let out = kit.build_ok(&drv);
     let results = std::fs::read_to_string(kit.real(&drv).join("results")).unwrap();
     let expected = format!(
-        "chmod-suid {}\nchmod-plain 0\nsetxattr {}\nkeyctl {}\nx32-chmod {}\n",
+        "chmod-suid {}\nchmod-plain 0\nsetxattr {}\nkeyctl {}\nptrace-init {}\nx32-chmod {}\n",
         libc::EPERM,
         libc::ENOTSUP,
         libc::ENOSYS,
+        libc::EPERM,
         libc::ENOSYS
     );
     assert!(results.starts_with(&expected), "{out}\n{results}");
