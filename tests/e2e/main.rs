@@ -4,6 +4,7 @@
 mod build;
 mod eval;
 mod fetchurl;
+mod gc;
 mod instantiate;
 mod key;
 mod kit;
