@@ -81,7 +81,7 @@ impl Machine {
         if let Some(done) = self.copied_sources.get(path) {
             return Ok(done.clone());
         }
-        if !path.exists() {
+        if self.io.kind(path).is_err() {
             return Err(EvalError::new(
                 ErrorKind::Io(format!("path '{}' does not exist", path.display())),
                 None,
@@ -91,6 +91,7 @@ impl Machine {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "source".to_owned());
+        self.io.adding(path);
         let store_path = self.store.add_source(&name, path)?;
         self.copied_sources
             .insert(path.to_path_buf(), store_path.clone());

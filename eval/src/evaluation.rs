@@ -6,6 +6,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::error::{ErrorKind, EvalError, EvalResult};
+use crate::eval_io::EvalIO;
 use crate::machine::Machine;
 use crate::options::EvalOptions;
 use crate::store::{EvalStore, MemoryStore, StoreError};
@@ -71,6 +72,18 @@ impl Evaluation {
         Evaluation {
             machine: Machine::new(options, store),
         }
+    }
+
+    /// Let every file access of this evaluation go through `io` (from
+    /// now on; an evaluation starts with the real file system).
+    pub fn set_io(&mut self, io: Rc<dyn EvalIO>) {
+        self.machine.io = io;
+    }
+
+    /// Every path this evaluation read, stat'ed, listed or added to the
+    /// store, in order, once (see [`crate::eval_io`]).
+    pub fn accessed_paths(&self) -> Vec<std::path::PathBuf> {
+        self.machine.io.accessed()
     }
 
     /// Whether a free variable `name` is defined: in the global scope the

@@ -18,6 +18,7 @@ use smallvec::SmallVec;
 use crate::compile::{self, CompileContext};
 use crate::env::Env;
 use crate::error::{ErrorKind, EvalError, EvalResult};
+use crate::eval_io::FileKind;
 use crate::machine::Machine;
 use crate::search_path::COREPKGS_DIR;
 use crate::symbol::Symbol;
@@ -42,8 +43,8 @@ derivation {
 impl Machine {
     /// `import path`.
     pub fn import_path(&mut self, path: &Path) -> EvalResult<Value> {
-        let file = resolve_import(path);
-        let key = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+        let file = self.resolve_import(path);
+        let key = self.io.canonicalize(&file).unwrap_or_else(|_| file.clone());
         if let Some(value) = self.import_cache.get(&key) {
             return Ok(value.clone());
         }
@@ -56,7 +57,7 @@ impl Machine {
 
     /// `scopedImport scope path`.
     pub fn import_scoped(&mut self, path: &Path, scope: Attrs) -> EvalResult<Value> {
-        let file = resolve_import(path);
+        let file = self.resolve_import(path);
         self.eval_file_with(&file, Some(scope))
     }
 
@@ -82,7 +83,15 @@ impl Machine {
                 )),
             };
         }
-        std::fs::read_to_string(file).map_err(|e| {
+        let text = self.io.read_file(file).and_then(|bytes| {
+            String::from_utf8(bytes).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "stream did not contain valid UTF-8",
+                )
+            })
+        });
+        text.map_err(|e| {
             EvalError::new(
                 ErrorKind::Io(format!("reading '{}': {e}", file.display())),
                 None,
@@ -131,11 +140,13 @@ impl Machine {
     }
 }
 
-/// A directory means its `default.nix`.
-fn resolve_import(path: &Path) -> PathBuf {
-    if path.is_dir() {
-        path.join("default.nix")
-    } else {
-        path.to_path_buf()
+impl Machine {
+    /// A directory means its `default.nix`.
+    fn resolve_import(&self, path: &Path) -> PathBuf {
+        if matches!(self.io.kind(path), Ok(FileKind::Directory)) {
+            path.join("default.nix")
+        } else {
+            path.to_path_buf()
+        }
     }
 }

@@ -27,6 +27,7 @@ pub mod coerce;
 pub mod compile;
 pub mod env;
 pub mod error;
+pub mod eval_io;
 mod evaluation;
 pub mod explain;
 pub mod get_drvs;
@@ -49,6 +50,7 @@ pub mod xml;
 
 pub use self::kiln_store::KilnEvalStore;
 pub use error::{ErrorKind, EvalError, EvalResult};
+pub use eval_io::{EvalIO, RealIO};
 pub use evaluation::{AutoArg, EvalFailure, Evaluation, OutputFormat};
 pub use options::EvalOptions;
 pub use search_path::SearchPathEntry;

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{ErrorKind, EvalError, EvalResult};
+use crate::eval_io::EvalIO;
 use crate::machine::Machine;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -77,15 +78,19 @@ pub const COREPKGS_DIR: &str = "/__kiln_corepkgs__";
 impl Machine {
     /// Look `wanted` up in the machine's own search path.
     pub fn find_in_search_path(&self, wanted: &str) -> EvalResult<PathBuf> {
-        find_file(&self.search_path, wanted)
+        find_file(&*self.io, &self.search_path, wanted)
     }
 }
 
 /// Resolve `<wanted>` against `entries`.
-pub fn find_file(entries: &[SearchPathEntry], wanted: &str) -> EvalResult<PathBuf> {
+pub fn find_file(
+    io: &dyn EvalIO,
+    entries: &[SearchPathEntry],
+    wanted: &str,
+) -> EvalResult<PathBuf> {
     for entry in entries {
         if let Some(candidate) = entry.candidate(wanted)
-            && candidate.exists()
+            && io.kind(&candidate).is_ok()
         {
             return Ok(candidate);
         }

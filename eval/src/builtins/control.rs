@@ -177,7 +177,7 @@ fn find_file(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
         };
         entries.push(SearchPathEntry { prefix, path });
     }
-    crate::search_path::find_file(&entries, wanted.as_str()).map(Value::path)
+    crate::search_path::find_file(&*m.io, &entries, wanted.as_str()).map(Value::path)
 }
 
 /// `addErrorContext msg e`: `e`, with `msg` added to the trace of any

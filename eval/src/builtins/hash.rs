@@ -52,7 +52,7 @@ fn hash_string(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
 fn hash_file(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let algo = m.force_string(&args[0])?;
     let path = path_argument(m, &args[1])?;
-    let data = std::fs::read(&path).map_err(|e| {
+    let data = m.io.read_file(&path).map_err(|e| {
         EvalError::new(
             ErrorKind::Io(format!("reading '{}': {e}", path.display())),
             None,

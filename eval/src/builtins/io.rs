@@ -49,31 +49,28 @@ fn io_error(what: &str, path: &std::path::Path, e: std::io::Error) -> EvalError 
 
 fn read_file(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let path = path_argument(m, &args[0])?;
-    let bytes = std::fs::read(&path).map_err(|e| io_error("reading", &path, e))?;
+    let bytes =
+        m.io.read_file(&path)
+            .map_err(|e| io_error("reading", &path, e))?;
     Ok(Value::string(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 fn read_dir(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let path = path_argument(m, &args[0])?;
-    let entries = std::fs::read_dir(&path).map_err(|e| io_error("reading directory", &path, e))?;
+    let entries =
+        m.io.read_dir(&path)
+            .map_err(|e| io_error("reading directory", &path, e))?;
     let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| io_error("reading directory", &path, e))?;
-        let kind = match entry.file_type() {
-            Ok(t) if t.is_dir() => "directory",
-            Ok(t) if t.is_symlink() => "symlink",
-            Ok(t) if t.is_file() => "regular",
-            _ => "unknown",
-        };
-        let name = entry.file_name().to_string_lossy().into_owned();
-        out.push((Symbol::intern(&name), Value::string(kind)));
+    for (name, kind) in entries {
+        let name = name.to_string_lossy().into_owned();
+        out.push((Symbol::intern(&name), Value::string(kind.as_str())));
     }
     Ok(Value::Attrs(Attrs::from_entries(out)))
 }
 
 fn path_exists(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let path = path_argument(m, &args[0])?;
-    Ok(Value::Bool(std::fs::symlink_metadata(&path).is_ok()))
+    Ok(Value::Bool(m.io.symlink_kind(&path).is_ok()))
 }
 
 fn get_env(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use super::Builtin;
 use crate::coerce::Coercion;
 use crate::error::{ErrorKind, EvalError, EvalResult};
+use crate::eval_io::FileKind;
 use crate::machine::Machine;
 use crate::store::PathRequest;
 use crate::value::{Context, ContextElem, NixString, Value};
@@ -137,7 +138,7 @@ fn add(
     recursive: bool,
     sha256: Option<&kiln_store::Hash>,
 ) -> EvalResult<Value> {
-    if std::fs::symlink_metadata(source).is_err() {
+    if m.io.symlink_kind(source).is_err() {
         return Err(io(format!("path '{}' does not exist", source.display())));
     }
     let excluded = match filter {
@@ -148,6 +149,7 @@ fn add(
         }
         None => None,
     };
+    m.io.adding(source);
     let store = m.store.clone();
     let store_path = store.add_path(&PathRequest {
         name,
@@ -171,26 +173,20 @@ fn walk_filter(
     excluded: &mut BTreeSet<PathBuf>,
 ) -> EvalResult<()> {
     let dir = root.join(rel);
-    let meta = std::fs::symlink_metadata(&dir)
-        .map_err(|e| io(format!("getting status of '{}': {e}", dir.display())))?;
-    if !meta.is_dir() {
+    let kind =
+        m.io.symlink_kind(&dir)
+            .map_err(|e| io(format!("getting status of '{}': {e}", dir.display())))?;
+    if kind != FileKind::Directory {
         return Ok(());
     }
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .map_err(|e| io(format!("reading directory '{}': {e}", dir.display())))?
-        .filter_map(Result::ok)
-        .map(|e| e.file_name())
-        .collect();
-    entries.sort();
-    for entry in entries {
+    let mut entries =
+        m.io.read_dir(&dir)
+            .map_err(|e| io(format!("reading directory '{}': {e}", dir.display())))?;
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (entry, kind) in entries {
         let child_rel = rel.join(&entry);
         let child = root.join(&child_rel);
-        let kind = match std::fs::symlink_metadata(&child) {
-            Ok(meta) if meta.file_type().is_symlink() => "symlink",
-            Ok(meta) if meta.is_dir() => "directory",
-            Ok(meta) if meta.is_file() => "regular",
-            _ => "unknown",
-        };
+        let kind = kind.as_str();
         let args = [
             Value::string(child.display().to_string()),
             Value::string(kind),

@@ -21,6 +21,7 @@ use std::rc::Rc;
 use rustc_hash::FxHashMap;
 
 use crate::builtins;
+use crate::eval_io::{EvalIO, RealIO};
 use crate::options::EvalOptions;
 use crate::search_path::SearchPathEntry;
 use crate::source::Sources;
@@ -56,6 +57,8 @@ pub struct Machine {
     pub(crate) options: EvalOptions,
     /// Sources already copied to the store, by absolute path.
     pub(crate) copied_sources: FxHashMap<PathBuf, String>,
+    /// The one door to the file system (`crate::eval_io`).
+    pub(crate) io: Rc<dyn EvalIO>,
     /// The parser's names (the compiler re-interns them as [`Symbol`]s).
     pub(crate) interner: kiln_lang::symbol::Interner,
     /// The global scope the compiler resolves free names against.
@@ -77,6 +80,7 @@ impl Machine {
             store,
             options,
             copied_sources: FxHashMap::default(),
+            io: Rc::new(RealIO::default()),
             interner: kiln_lang::symbol::Interner::new(),
             globals: FxHashMap::default(),
         };
