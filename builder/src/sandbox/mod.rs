@@ -216,6 +216,15 @@ impl SandboxSpec {
             "/dev".as_ref(),
             "--proc".as_ref(),
             "/proc".as_ref(),
+            // pid 1 is bwrap's init, running as the builder's uid: its
+            // memory must not be writable, or the builder could stop it
+            // and keep the sandbox alive (ptrace of it is refused by seccomp).
+            "--ro-bind".as_ref(),
+            "/dev/null".as_ref(),
+            "/proc/1/mem".as_ref(),
+            "--ro-bind".as_ref(),
+            "/dev/null".as_ref(),
+            "/proc/1/task/1/mem".as_ref(),
         ]);
         if !self.network {
             // The directory holds exactly the synthesized files: one mount

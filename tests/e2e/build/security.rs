@@ -5,7 +5,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use crate::kit::{DrvKit, Spec};
+use crate::kit::{DrvKit, Spec, read};
 
 /// Every file below `dir` with a setuid, setgid or sticky bit, or writable
 /// by group or others.
@@ -351,4 +351,21 @@ fn the_seccomp_filter_refuses_s_bits_xattrs_keyrings_and_x32_calls() {
         "a nested user namespace was created"
     );
     assert!(results.contains("-rwxr-xr-x"), "{results}");
+}
+
+/// pid 1 of the sandbox (bwrap's init) runs as the builder's uid; a
+/// builder that could write its memory could stop it and keep the sandbox
+/// alive after the builder ended. Its `mem` files are not writable.
+#[test]
+fn the_builder_cannot_write_the_memory_of_the_sandboxs_pid_1() {
+    let Some(mut kit) = DrvKit::sandboxed() else {
+        return;
+    };
+    let drv = kit.write(Spec::new(
+        "init-mem",
+        "for f in /proc/1/mem /proc/1/task/1/mem; do \
+           if (exec 3>$f) 2>/dev/null; then echo $f >> $out; fi; done; echo checked >> $out",
+    ));
+    kit.build_ok(&drv);
+    assert_eq!(read(&kit.real(&drv)), "checked\n");
 }
