@@ -1,6 +1,6 @@
 //! The machine: evaluates compiled expressions to values.
 //!
-//! Evaluation is a recursive walk over [`Expr`] with an environment.
+//! Evaluation is a recursive walk over [`Expr`](crate::compile::ir::Expr) with an environment.
 //! `eval` always returns a forced value (never a thunk); sub-expressions
 //! that must stay lazy become thunks through `Machine::delay`, which
 //! skips the thunk for constants and variables (they are already values or

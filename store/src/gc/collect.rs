@@ -3,7 +3,7 @@
 //!
 //! # The sequence, and why a kill at any moment is harmless
 //!
-//! 1. Take `gc.lock` exclusively ([`GcLock`]): from here until step 4 no
+//! 1. Take `gc.lock` exclusively (`GcLock`): from here until step 4 no
 //!    process can add a temp root, so none can start making a path valid
 //!    (every install records its paths as temp roots first).
 //! 2. Read the roots (deleting stale `auto/` entries and the temp roots
