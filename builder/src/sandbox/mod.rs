@@ -25,10 +25,10 @@
 //! slirp4netns ([`network`]). The builder
 //! runs as uid 1000 / gid 100 in its own user namespace and session; on the
 //! host that is kiln's own user, or when kiln is root a build user of its own
-//! ([`build_user`]), never root. bwrap
-//! is pid 1 of the pid namespace: when the builder exits every process it
-//! started dies with the namespace, and `--die-with-parent` kills the sandbox
-//! if kiln itself dies.
+//! ([`build_user`]), never root. The builder
+//! is pid 1 of the pid namespace (`--as-pid-1`): when it exits every process
+//! it started dies with the namespace, and `--die-with-parent` kills the
+//! sandbox if kiln itself dies.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -178,6 +178,11 @@ impl SandboxSpec {
             "--unshare-user".as_ref(),
             "--die-with-parent".as_ref(),
             "--new-session".as_ref(),
+            // The builder itself is pid 1 of the pid namespace, as in Nix's
+            // sandbox: when it exits the namespace ends and the kernel kills
+            // every process it left. There is no init of bwrap's in between
+            // that could be stopped and keep the sandbox alive.
+            "--as-pid-1".as_ref(),
             "--uid".as_ref(),
             BUILD_UID.to_string().as_ref(),
             "--gid".as_ref(),
@@ -216,15 +221,6 @@ impl SandboxSpec {
             "/dev".as_ref(),
             "--proc".as_ref(),
             "/proc".as_ref(),
-            // pid 1 is bwrap's init, running as the builder's uid: its
-            // memory must not be writable, or the builder could stop it
-            // and keep the sandbox alive (ptrace of it is refused by seccomp).
-            "--ro-bind".as_ref(),
-            "/dev/null".as_ref(),
-            "/proc/1/mem".as_ref(),
-            "--ro-bind".as_ref(),
-            "/dev/null".as_ref(),
-            "/proc/1/task/1/mem".as_ref(),
         ]);
         if !self.network {
             // The directory holds exactly the synthesized files: one mount
