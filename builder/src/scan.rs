@@ -20,12 +20,10 @@ use std::path::Path;
 use rustc_hash::FxHashSet;
 
 use crate::error::BuildError;
+use kiln_store::nixbase32::ALPHABET;
 
 /// Length of a store path's hash part in characters.
 pub const HASH_PART_LEN: usize = 32;
-
-/// The nixbase32 alphabet (no `e`, `o`, `u`, `t`).
-const ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
 
 const IS_BASE32: [bool; 256] = {
     let mut table = [false; 256];

@@ -248,11 +248,11 @@ impl MemoryStore {
         hasher.update(content);
         let digest = hasher.finalize();
         // 32 characters from the alphabet store hashes use.
-        const ALPHABET: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
+        let alphabet = kiln_store::nixbase32::ALPHABET;
         let hash: String = digest
             .iter()
             .take(32)
-            .map(|b| ALPHABET[(*b as usize) % 32] as char)
+            .map(|b| alphabet[(*b as usize) % 32] as char)
             .collect();
         format!("{}/{}-{}", self.store_dir.as_str(), hash, name)
     }
