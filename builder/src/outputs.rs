@@ -63,21 +63,9 @@ pub fn output_paths(
         .collect()
 }
 
-/// Outputs up to this size (a single file or symlink) are hashed on the
-/// calling thread: for them the reader thread of [`kiln_store::nar::hash_path`]
-/// costs more (spawn, hand-offs) than the hashing it overlaps.
-const SMALL_OUTPUT: u64 = 1 << 20;
-
 /// The SHA-256 NAR hash and NAR size of an output.
 fn nar_hash(path: &Path) -> Result<(Hash, u64), kiln_store::NarError> {
-    let small = std::fs::symlink_metadata(path)
-        .is_ok_and(|m| m.file_type().is_symlink() || (m.is_file() && m.len() <= SMALL_OUTPUT));
-    if !small {
-        return kiln_store::nar::hash_path(path, HashAlgo::Sha256);
-    }
-    let mut hasher = kiln_store::Hasher::new(HashAlgo::Sha256);
-    let size = kiln_store::nar::dump_path(path, &mut hasher)?;
-    Ok((hasher.finish(), size))
+    kiln_store::nar::hash_path(path, HashAlgo::Sha256)
 }
 
 /// Steps 1–5 above for every output of `drv`. `closure` is the input
@@ -282,24 +270,4 @@ fn own_requisites(
     }
     seen.extend(requisites_of(&external)?);
     Ok(seen)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn small_outputs_hash_like_the_threaded_hasher() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("file");
-        std::fs::write(&file, b"node-1\n").unwrap();
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink("file", &link).unwrap();
-        let big = dir.path().join("big");
-        std::fs::write(&big, vec![7u8; (SMALL_OUTPUT + 1) as usize]).unwrap();
-        for path in [&file, &link, &big, &dir.path().to_path_buf()] {
-            let threaded = kiln_store::nar::hash_path(path, HashAlgo::Sha256).unwrap();
-            assert_eq!(nar_hash(path).unwrap(), threaded, "{}", path.display());
-        }
-    }
 }

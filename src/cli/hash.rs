@@ -143,7 +143,7 @@ fn hash_files(args: HashFilesArgs, recursive: bool) -> anyhow::Result<()> {
             .with_context(|| path.display().to_string())
             .map_err(exit::user)?;
         let hash = if recursive {
-            kiln_store::store::hash_path_parallel(path, algo)
+            kiln_store::nar::hash_path(path, algo)
                 .map(|(hash, _size)| hash)
                 .with_context(|| format!("hashing {}", path.display()))
                 .map_err(exit::user)?

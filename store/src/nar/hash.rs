@@ -17,9 +17,28 @@ const BLOCK: usize = 256 * 1024;
 /// Filled blocks waiting for the hasher.
 const IN_FLIGHT: usize = 4;
 
+/// Inputs up to this size (a single file or symlink) are hashed on the
+/// calling thread: for them the reader thread costs more (spawn, hand-offs)
+/// than the hashing it overlaps.
+pub const SMALL_INPUT: u64 = 1 << 20;
+
 /// The NAR hash and NAR size of `path`, as `nix-hash --type ALGO PATH` and
-/// `nix-store --dump PATH | wc -c` give them.
+/// `nix-store --dump PATH | wc -c` give them. This is kiln's one NAR
+/// hasher: registration, verification, `kiln hash path` and evaluation all
+/// use it.
 pub fn hash_path(path: &Path, algo: HashAlgo) -> Result<(Hash, u64), NarError> {
+    let small = std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.file_type().is_symlink() || (m.is_file() && m.len() <= SMALL_INPUT));
+    if small {
+        let mut hasher = Hasher::new(algo);
+        let size = crate::nar::dump_path(path, &mut hasher)?;
+        return Ok((hasher.finish(), size));
+    }
+    hash_tree(path, algo)
+}
+
+/// [`hash_path`] with the reading on one thread and the hashing on another.
+fn hash_tree(path: &Path, algo: HashAlgo) -> Result<(Hash, u64), NarError> {
     let (full_tx, full_rx) = sync_channel::<(Vec<u8>, usize)>(IN_FLIGHT);
     let (free_tx, free_rx) = channel::<Vec<u8>>();
     std::thread::scope(|scope| {
@@ -160,5 +179,29 @@ mod tests {
             hash_path(&missing, HashAlgo::Sha256),
             Err(NarError::Io { .. })
         ));
+    }
+
+    /// Small inputs take the one-thread path, large ones the two-thread
+    /// one: both must give the same hash as each other, for every shape.
+    #[test]
+    fn the_small_input_path_hashes_like_the_threaded_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"node-1\n").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("file", &link).unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![7u8; (SMALL_INPUT + 1) as usize]).unwrap();
+        for path in [&file, &link, &big, &dir.path().to_path_buf()] {
+            for algo in [HashAlgo::Sha256, HashAlgo::Sha1, HashAlgo::Sha512] {
+                assert_eq!(
+                    hash_path(path, algo).unwrap(),
+                    hash_tree(path, algo).unwrap(),
+                    "{} {algo:?}",
+                    path.display()
+                );
+            }
+        }
+        assert!(hash_path(&dir.path().join("missing"), HashAlgo::Sha256).is_err());
     }
 }

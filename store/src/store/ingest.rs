@@ -94,28 +94,6 @@ fn write_back_while_copying(dir: &Path, copy_done: std::sync::mpsc::Receiver<()>
     }
 }
 
-/// The NAR hash and size of `path`, like [`crate::nar::hash_path`], but
-/// with the file reading and serialisation on this thread and the hashing
-/// on another, so hashing runs at full speed on its own core.
-pub fn hash_path_parallel(path: &Path, algo: HashAlgo) -> Result<(Hash, u64), NarError> {
-    let (mut writer, reader) = pipe();
-    std::thread::scope(|scope| {
-        let hasher = scope.spawn(move || {
-            let mut hasher = Hasher::new(algo);
-            reader.for_each_chunk(|chunk| hasher.update(chunk));
-            hasher.finish()
-        });
-        let dumped = crate::nar::dump_path(path, &mut writer);
-        let finished = writer.finish();
-        let hash = hasher
-            .join()
-            .map_err(|_| NarError::io(path, io::Error::other("hash thread panicked")))?;
-        let size = dumped?;
-        finished.map_err(|e| NarError::io(path, e))?;
-        Ok((hash, size))
-    })
-}
-
 /// Hashes everything written, then forwards it down the pipe.
 struct HashingWriter {
     sha256: Hasher,

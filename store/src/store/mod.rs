@@ -47,7 +47,6 @@ use crate::error::{HashError, NarError, StorePathError};
 use crate::hash::Hash;
 use crate::store_path::{StoreDir, StorePath};
 
-pub use ingest::hash_path_parallel;
 pub use install::{Installed, Locking, NewPath, Staged};
 pub use lock::PathLock;
 

@@ -100,20 +100,6 @@ pub struct ChunkReader {
     pos: usize,
 }
 
-impl ChunkReader {
-    /// Hand each remaining chunk to `consume`, until the writer finishes.
-    pub fn for_each_chunk(self, mut consume: impl FnMut(&[u8])) {
-        if self.pos < self.current.len() {
-            consume(&self.current[self.pos..]);
-        }
-        while let Ok(mut chunk) = self.data.recv() {
-            consume(&chunk);
-            chunk.clear();
-            let _ = self.spare.try_send(chunk);
-        }
-    }
-}
-
 impl Read for ChunkReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.current.len() {

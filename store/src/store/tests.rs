@@ -332,21 +332,6 @@ fn concurrent_adds_of_one_path_agree() {
 }
 
 #[test]
-fn parallel_hash_equals_plain_hash() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    sample_tree(&src);
-    // Big enough to span several pipe chunks.
-    let big: Vec<u8> = (0..3_500_000u32).map(|i| (i * 7 % 253) as u8).collect();
-    fs::write(src.join("big"), &big).unwrap();
-    for algo in [HashAlgo::Sha256, HashAlgo::Sha1, HashAlgo::Sha512] {
-        let plain = crate::nar::hash_path(&src, algo).unwrap();
-        assert_eq!(hash_path_parallel(&src, algo).unwrap(), plain, "{algo:?}");
-    }
-    assert!(hash_path_parallel(&tmp.path().join("missing"), HashAlgo::Sha256).is_err());
-}
-
-#[test]
 fn install_records_drv_outputs_from_the_given_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let store = open(tmp.path(), "/kiln/store");
