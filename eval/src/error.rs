@@ -253,18 +253,54 @@ impl EvalError {
         self.0.kind.is_catchable()
     }
 
-    /// The trace with runs of identical messages collapsed into one line
-    /// with a count, as a user wants to read it.
-    pub fn condensed_trace(&self) -> Vec<(TraceFrame, usize)> {
-        let mut out: Vec<(TraceFrame, usize)> = Vec::new();
-        for frame in &self.0.trace {
-            match out.last_mut() {
-                Some((last, count)) if last.message == frame.message => *count += 1,
-                _ => out.push((frame.clone(), 1)),
-            }
-        }
-        out
+    /// The trace as a user wants to read it: a frame repeated in a row
+    /// (same message, same place) is one group with a count, and so is a
+    /// cycle of up to [`TRACE_CYCLE`] frames (mutual recursion: `f` calls
+    /// `g` calls `f` …) repeated in a row.
+    pub fn condensed_trace(&self) -> Vec<TraceGroup> {
+        condense(&self.0.trace)
     }
+}
+
+/// The longest cycle of frames [`EvalError::condensed_trace`] folds.
+pub const TRACE_CYCLE: usize = 4;
+
+/// Frames of a trace that repeat: `frames` (one, or a cycle) happened
+/// `times` times in a row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceGroup {
+    pub frames: Vec<TraceFrame>,
+    pub times: usize,
+}
+
+fn condense(trace: &[TraceFrame]) -> Vec<TraceGroup> {
+    let same = |a: &TraceFrame, b: &TraceFrame| a.message == b.message && a.span == b.span;
+    // How many times the block of `k` frames at `i` repeats in a row.
+    let repeats = |i: usize, k: usize| {
+        let mut times = 1;
+        while i + (times + 1) * k <= trace.len()
+            && (0..k).all(|j| same(&trace[i + j], &trace[i + times * k + j]))
+        {
+            times += 1;
+        }
+        times
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < trace.len() {
+        // The block covering the most frames; the shortest among equals.
+        let (k, times) = (1..=TRACE_CYCLE.min(trace.len() - i))
+            .map(|k| (k, repeats(i, k)))
+            .filter(|&(k, times)| k == 1 || times > 1)
+            .max_by_key(|&(k, times)| (if times > 1 { k * times } else { 1 }, usize::MAX - k))
+            .expect("k = 1 always qualifies");
+        out.push(TraceGroup {
+            frames: trace[i..i + k].to_vec(),
+            times,
+        });
+        i += k * times;
+    }
+    out
 }
 
 impl fmt::Display for EvalError {
@@ -333,6 +369,41 @@ mod tests {
         assert!(missing.contains("outputHash"), "{missing}");
         let other = ErrorKind::UndefinedVariable("fetchSomething".into()).to_string();
         assert_eq!(other, "undefined variable 'fetchSomething'");
+    }
+
+    #[test]
+    fn traces_condense_repeats_and_cycles() {
+        let frame = |m: &str| TraceFrame {
+            message: m.into(),
+            span: None,
+            builtin: false,
+        };
+        let names = |groups: &[TraceGroup]| -> Vec<(String, usize)> {
+            groups
+                .iter()
+                .map(|g| {
+                    let m: Vec<&str> = g.frames.iter().map(|f| f.message.as_str()).collect();
+                    (m.join(","), g.times)
+                })
+                .collect()
+        };
+        let trace: Vec<TraceFrame> = ["t", "a", "a", "a", "f", "g", "f", "g", "f", "g", "x"]
+            .into_iter()
+            .map(frame)
+            .collect();
+        assert_eq!(
+            names(&condense(&trace)),
+            [
+                ("t".into(), 1),
+                ("a".into(), 3),
+                ("f,g".into(), 3),
+                ("x".into(), 1)
+            ]
+        );
+        assert!(condense(&[]).is_empty());
+        // A cycle seen once is no cycle.
+        let once: Vec<TraceFrame> = ["f", "g", "h"].into_iter().map(frame).collect();
+        assert_eq!(condense(&once).len(), 3);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! diagnostics: the message, the source line with a caret at the failing
 //! expression, then the trace innermost first ("while evaluating the
 //! attribute 'x'"), each frame with its own snippet when it has a
-//! position. Repeated frames are folded into one line with a count.
+//! position. A frame repeated in a row is one line with a count, a cycle
+//! of frames repeated in a row (mutual recursion) is shown once with a
+//! line saying how often it repeats.
 //!
 //! Two lengths, as Nix's `--show-trace`:
 //!
@@ -41,24 +43,42 @@ pub fn render_error(sources: &Sources, err: &EvalError, full: bool) -> String {
     }
     let mut kept = 0;
     let mut folded = 0;
-    for (frame, count) in err.condensed_trace() {
-        let repeated = frame.span.is_some_and(|span| shown.contains(&span));
-        if !full && (frame.builtin || repeated || kept == SHORT_FRAMES) {
-            folded += count;
-            continue;
-        }
-        kept += 1;
-        let text = if count > 1 {
-            format!("{} ({count} times)", frame.message)
-        } else {
-            frame.message.clone()
-        };
-        match frame.span {
-            Some(span) if !repeated => {
-                shown.insert(span);
-                diagnostic.labels.push(Label { span, text });
+    for group in err.condensed_trace() {
+        let cycle = group.frames.len() > 1;
+        // A frame alone carries its count; a cycle gets a line after it.
+        let count = if cycle { 1 } else { group.times };
+        let mut cycle_kept = false;
+        for frame in &group.frames {
+            let repeated = frame.span.is_some_and(|span| shown.contains(&span));
+            if !full && (frame.builtin || repeated || kept == SHORT_FRAMES) {
+                folded += count;
+                continue;
             }
-            _ => diagnostic = diagnostic.with_note(text),
+            kept += 1;
+            cycle_kept = true;
+            let text = if count > 1 {
+                format!("{} ({count} times)", frame.message)
+            } else {
+                frame.message.clone()
+            };
+            match frame.span {
+                Some(span) if !repeated => {
+                    shown.insert(span);
+                    diagnostic.labels.push(Label { span, text });
+                }
+                _ => diagnostic = diagnostic.with_note(text),
+            }
+        }
+        if cycle && group.times > 1 {
+            if cycle_kept {
+                diagnostic = diagnostic.with_note(format!(
+                    "the {} frames above repeat {} more times",
+                    group.frames.len(),
+                    group.times - 1
+                ));
+            } else {
+                folded += group.frames.len() * (group.times - 1);
+            }
         }
     }
     if folded > 0 {

@@ -71,3 +71,32 @@ fn a_deep_trace_is_short_by_default() {
     assert!(full.contains("while calling 'f1'"), "{full}");
     assert!(!short.contains("while calling 'f1'"), "{short}");
 }
+
+#[test]
+fn a_call_from_another_place_is_not_merged_into_a_repeat() {
+    // 20 recursive calls at `f (n - 1)`, and the first call at `f 20`:
+    // both places are shown.
+    let text = rendered(
+        "let f = n: if n == 0 then throw \"x\" else f (n - 1); in f 20",
+        false,
+    );
+    assert!(text.contains("while calling 'f' (20 times)"), "{text}");
+    assert!(text.contains("«string»:1:56"), "{text}");
+}
+
+#[test]
+fn mutual_recursion_is_shown_once_with_a_count() {
+    let src = "let f = n: if n == 0 then throw \"x\" else g (n - 1); g = n: f n; in f 20";
+    for show_trace in [false, true] {
+        let text = rendered(src, show_trace);
+        assert!(
+            text.contains("the 2 frames above repeat 19 more times"),
+            "show_trace {show_trace}:\n{text}"
+        );
+        assert_eq!(
+            text.matches("while calling 'g'").count(),
+            1,
+            "show_trace {show_trace}:\n{text}"
+        );
+    }
+}

@@ -329,6 +329,56 @@ fn a_missing_semicolon_points_at_the_end_of_its_line() {
 }
 
 #[test]
+fn a_missing_semicolon_is_found_inside_the_value() {
+    // The swallowed name sits at the end of a function's body, of an
+    // operator's right side, of an `if`'s else branch.
+    for (src, at) in [
+        ("rec {\n  a = x: x\n  b = 2;\n}", "t.nix:2:11"),
+        ("{\n  a = 1 + f\n  b = 2;\n}", "t.nix:2:12"),
+        ("{\n  a = if c then 1 else g\n  b = 2;\n}", "t.nix:2:25"),
+        ("let\n  a = with s; x\n  b.c = 2;\nin a", "t.nix:2:16"),
+    ] {
+        let err = parse(src).unwrap_err();
+        assert!(
+            err.contains("missing ';' at the end of this line"),
+            "{src}: {err}"
+        );
+        assert!(err.contains(at), "{src}: {err}");
+    }
+}
+
+#[test]
+fn a_missing_semicolon_after_inherit_points_at_its_line() {
+    let err = parse("{\n  inherit a c\n  b = 2;\n}").unwrap_err();
+    assert!(err.contains("missing ';' at the end of this line"), "{err}");
+    assert!(err.contains("t.nix:2:14"), "{err}");
+    let err = parse("{\n  inherit (s) a\n  b.c = 2;\n}").unwrap_err();
+    assert!(err.contains("t.nix:2:16"), "{err}");
+    // One name only: the `;` belongs after `inherit (s)`.
+    let err = parse("{\n  inherit (s)\n  b = 2;\n}").unwrap_err();
+    assert!(err.contains("t.nix:2:14"), "{err}");
+    check_err(
+        "{ inherit a b = 2; }",
+        "unexpected '=', expected an attribute name or ';'",
+    );
+}
+
+#[test]
+fn a_missing_semicolon_after_with_or_assert_points_at_its_line() {
+    for src in ["with builtins\n[ 1 ]\n", "assert true\nx\n"] {
+        let err = parse(src).unwrap_err();
+        assert!(
+            err.contains("missing ';' at the end of this line"),
+            "{src}: {err}"
+        );
+        assert!(err.contains("t.nix:1:"), "{src}: {err}");
+    }
+    let err = parse("with builtins\n[ 1 ]\n").unwrap_err();
+    assert!(err.contains("t.nix:1:14"), "{err}");
+    check_err("with s x", "unexpected end of file, expected ';'");
+}
+
+#[test]
 fn deep_nesting_is_an_error_not_a_crash() {
     for (open, close) in [("(", ")"), ("[", "]"), ("{a=", ";}")] {
         let src = format!("{}1{}", open.repeat(10_000), close.repeat(10_000));

@@ -34,6 +34,9 @@ impl<'s> Parser<'s, '_> {
                     } else {
                         None
                     };
+                    // Where the inherit so far ends, and the last name.
+                    let mut before = self.pos as u32;
+                    let mut last: Option<(u32, Span)> = None;
                     loop {
                         let n = self.peek()?;
                         if n.kind == Tok::Semi {
@@ -41,9 +44,17 @@ impl<'s> Parser<'s, '_> {
                             break;
                         }
                         if !matches!(n.kind, Tok::Id | Tok::OrKw | Tok::Quote | Tok::DollarCurly) {
+                            if let Some((end, name)) = last
+                                && matches!(n.kind, Tok::Assign | Tok::Dot)
+                                && self.src[end as usize..name.start as usize].contains('\n')
+                            {
+                                return Err(self.missing_inherit_semi(end, name, n));
+                            }
                             return Err(self.unexpected(n, "an attribute name or ';'"));
                         }
                         let name = self.parse_attr_name()?;
+                        last = Some((before, name.span));
+                        before = name.span.end;
                         let AttrNameKind::Static(sym) = name.kind else {
                             return Err(ParseError::new(
                                 name.span,
@@ -98,14 +109,9 @@ impl<'s> Parser<'s, '_> {
         if next.kind == Tok::Assign {
             // `a = 1 ⏎ b = 2;` parsed as `a = (1 b)`: the `;` is missing
             // after the last part of the application before the line break.
-            let mut parts = Vec::new();
-            let mut expr = value;
-            while let ExprKind::Apply(apply) = &expr.kind {
-                parts.push(apply.arg.span.end);
-                expr = &apply.func;
-            }
-            parts.push(expr.span.end);
-            end = parts.into_iter().filter(|e| breaks_before_next(*e)).max();
+            // The application may sit at the end of a function's body, an
+            // operator's right side, an `else` branch, … (`a = x: x ⏎ b = 2;`).
+            end = self.semi_before_swallowed(value, next);
         } else if breaks_before_next(value.span.end) {
             end = Some(value.span.end);
         }
@@ -125,6 +131,58 @@ impl<'s> Parser<'s, '_> {
         .with_label(
             self.span(next.start, next.end),
             format!("unexpected {found}"),
+        )
+    }
+
+    /// Where a `;` was forgotten when `value` swallowed, as a function
+    /// argument, what came after a line break (the next binding's name, a
+    /// `with`'s body): the end of the last part of an application at the
+    /// right end of `value` that a line break separates from `next`.
+    pub(super) fn semi_before_swallowed(&self, value: &Expr, next: Token) -> Option<u32> {
+        let breaks_before_next =
+            |end: u32| self.src[end as usize..next.start as usize].contains('\n');
+        let mut ends = Vec::new();
+        let mut expr = value;
+        loop {
+            expr = match &expr.kind {
+                ExprKind::Apply(apply) => {
+                    let mut func = &apply.func;
+                    while let ExprKind::Apply(inner) = &func.kind {
+                        ends.push(inner.arg.span.end);
+                        func = &inner.func;
+                    }
+                    ends.push(func.span.end);
+                    &apply.arg
+                }
+                ExprKind::Lambda(l) => &l.body,
+                ExprKind::Binary(b) => &b.rhs,
+                ExprKind::Unary(u) => &u.operand,
+                ExprKind::If(i) => &i.else_branch,
+                ExprKind::With(w) => &w.body,
+                ExprKind::Assert(a) => &a.body,
+                ExprKind::Let(l) => &l.body,
+                _ => break,
+            };
+        }
+        ends.into_iter().filter(|e| breaks_before_next(*e)).max()
+    }
+
+    /// The error for an `inherit` whose `;` was forgotten at the end of its
+    /// line: the next binding's first name was taken as one more inherited
+    /// name (`last`, started on a new line), and `next` (its `=` or `.`)
+    /// stopped it. `before` is where the `inherit` before `last` ended.
+    pub(super) fn missing_inherit_semi(&self, before: u32, last: Span, next: Token) -> ParseError {
+        let found = match next.kind {
+            Tok::Assign => "'='",
+            _ => "'.'",
+        };
+        ParseError::new(
+            self.span(before, before),
+            "syntax error: missing ';' at the end of this line (after 'inherit')",
+        )
+        .with_label(
+            last.to(self.span(next.start, next.end)),
+            format!("unexpected {found}: this looks like the next attribute"),
         )
     }
 

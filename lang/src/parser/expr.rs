@@ -56,7 +56,29 @@ impl<'s> Parser<'s, '_> {
             Tok::Assert | Tok::With => {
                 self.bump()?;
                 let first = self.parse_expr()?;
-                self.expect(Tok::Semi, "';'")?;
+                let next = self.peek()?;
+                if next.kind != Tok::Semi {
+                    // `with s ⏎ body`: the body was taken as an argument.
+                    if let Some(end) = self.semi_before_swallowed(&first, next) {
+                        let what = if t.kind == Tok::Assert {
+                            "assert"
+                        } else {
+                            "with"
+                        };
+                        return Err(ParseError::new(
+                            self.span(end, end),
+                            format!(
+                                "syntax error: missing ';' at the end of this line (after '{what} …')"
+                            ),
+                        )
+                        .with_label(
+                            self.span(next.start, next.end),
+                            "the expression after it was read as a function argument",
+                        ));
+                    }
+                    return Err(self.unexpected(next, "';'"));
+                }
+                self.bump()?;
                 let body = self.parse_expr()?;
                 let span = self.span(t.start, body.span.end);
                 let kind = if t.kind == Tok::Assert {
