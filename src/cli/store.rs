@@ -267,9 +267,15 @@ fn add_fixed(global: &GlobalOpts, args: AddFixedArgs) -> anyhow::Result<()> {
 fn valid_path(store: &Store, arg: &str) -> anyhow::Result<StorePath> {
     let path = parse_store_path_arg(store.config(), arg)?;
     if !store.is_valid(&path)? {
+        // The argument is said once: `./result` names the path it means.
+        let printed = store.print_path(&path);
+        let what = if arg == printed {
+            printed
+        } else {
+            format!("{arg}: {printed}")
+        };
         return Err(exit::user(anyhow!(
-            "{arg}: {} is not a valid path in the store at {}",
-            store.print_path(&path),
+            "{what} is not a valid path in the store at {}",
             store.config().root.display()
         )));
     }
@@ -346,28 +352,49 @@ fn path_info(global: &GlobalOpts, args: PathInfoArgs) -> anyhow::Result<()> {
             .iter()
             .map(|(info, closure)| info_json(&store, info, *closure))
             .collect();
-        serde_json::to_writer_pretty(&mut out, &array)?;
+        // One line, as `nix path-info --json` prints it.
+        serde_json::to_writer(&mut out, &array)?;
         writeln!(out)?;
         return Ok(());
     }
-    for (info, closure) in &infos {
-        let mut line = store.print_path(&info.path);
-        let size = |bytes: u64| {
-            if args.human_readable {
-                human_size(bytes)
-            } else {
-                bytes.to_string()
-            }
-        };
-        if args.size {
-            line.push_str(&format!("\t{}", size(info.nar_size)));
-        }
-        if let Some(closure) = closure {
-            line.push_str(&format!("\t{}", size(*closure)));
-        }
+    let printed: Vec<String> = infos
+        .iter()
+        .map(|(info, _)| store.print_path(&info.path))
+        .collect();
+    let sizes = args.size || args.closure_size;
+    let width = printed.iter().map(String::len).max().unwrap_or(0);
+    for ((info, closure), path) in infos.iter().zip(printed) {
+        let line = path_info_line(
+            &path,
+            if sizes { width } else { 0 },
+            args.size.then_some(info.nar_size),
+            *closure,
+            args.human_readable,
+        );
         writeln!(out, "{line}")?;
     }
     Ok(())
+}
+
+/// One line of `path-info` as `nix path-info` prints it: the path, padded
+/// to `width` when sizes follow, then each size after a tab (`%11d`, or
+/// `%6.1f` and a unit with `-h`).
+fn path_info_line(
+    path: &str,
+    width: usize,
+    nar_size: Option<u64>,
+    closure_size: Option<u64>,
+    human: bool,
+) -> String {
+    let mut line = format!("{path:width$}");
+    for bytes in [nar_size, closure_size].into_iter().flatten() {
+        if human {
+            line.push_str(&format!("\t{}", human_size(bytes)));
+        } else {
+            line.push_str(&format!("\t{bytes:11}"));
+        }
+    }
+    line
 }
 
 /// A size as `nix path-info -h` prints it: divided by 1024 while above
@@ -383,26 +410,25 @@ fn human_size(bytes: u64) -> String {
     format!("{value:6.1}{}", UNITS[power])
 }
 
-/// The shape of `nix path-info --json`.
+/// The shape of `nix path-info --json` (Nix 2.8's keys, in its order).
 fn info_json(store: &Store, info: &ValidPathInfo, closure_size: Option<u64>) -> Value {
     let mut object = json!({
         "path": store.print_path(&info.path),
         "narHash": info.nar_hash.to_sri(),
         "narSize": info.nar_size,
         "references": info.references.iter().map(|r| store.print_path(r)).collect::<Vec<_>>(),
-        "registrationTime": info.registration_time,
-        "valid": true,
     });
     let map = object.as_object_mut().expect("a JSON object literal");
+    if let Some(ca) = &info.ca {
+        map.insert("ca".into(), json!(ca));
+    }
     if let Some(size) = closure_size {
         map.insert("closureSize".into(), json!(size));
     }
     if let Some(deriver) = &info.deriver {
         map.insert("deriver".into(), json!(store.print_path(deriver)));
     }
-    if let Some(ca) = &info.ca {
-        map.insert("ca".into(), json!(ca));
-    }
+    map.insert("registrationTime".into(), json!(info.registration_time));
     if !info.signatures.is_empty() {
         map.insert("signatures".into(), json!(info.signatures));
     }
@@ -420,5 +446,21 @@ mod tests {
         assert_eq!(human_size(246_374), " 240.6K");
         assert_eq!(human_size(32_925_286), "  31.4M");
         assert_eq!(human_size(3 << 30), "   3.0G");
+    }
+
+    #[test]
+    fn path_info_lines_as_nix_prints_them() {
+        // From `nix path-info -rsS` and `-rsSh` (Nix 2.8) of two paths.
+        let long = "/nix/store/dynxwsc4vhvraplla4zndzn0fyf7ky73-longername-file";
+        let short = "/nix/store/v85jd4k50m95f506qj0dq0yg0lhamfm2-src1";
+        assert_eq!(
+            path_info_line(short, long.len(), Some(288), Some(288), false),
+            format!("{short}           \t        288\t        288")
+        );
+        assert_eq!(
+            path_info_line(short, long.len(), Some(288), Some(288), true),
+            format!("{short}           \t 288.0 \t 288.0 ")
+        );
+        assert_eq!(path_info_line(short, 0, None, None, false), short);
     }
 }

@@ -195,6 +195,10 @@ fn store_path_arguments_in_every_spelling() {
         ],
         "not a valid path",
     );
+    // The path is said once.
+    let nope = "/kiln/store/00000000000000000000000000000000-nope";
+    let stderr = env.fails(&["store", "path-info", nope], 2);
+    assert_eq!(stderr.matches(nope).count(), 1, "{stderr}");
     fails_naming(
         &env,
         &["store", "path-info", "/kiln/store/not-a-hash"],
@@ -327,12 +331,13 @@ fn query_references_referrers_requisites() {
     let sizes = env.ok(&["store", "path-info", "-s", &a, &b, &c]);
     let total: u64 = sizes
         .lines()
-        .map(|l| l.split('\t').nth(1).unwrap().parse::<u64>().unwrap())
+        .map(|l| l.split('\t').nth(1).unwrap().trim().parse::<u64>().unwrap())
         .sum();
     let closure = env.ok(&["store", "path-info", "-S", &a]);
     assert_eq!(
         closure.trim().split('\t').nth(1).unwrap(),
-        total.to_string()
+        format!("{total:11}"),
+        "sizes are printed as Nix prints them (%11d)"
     );
     let recursive = env.ok(&["store", "path-info", "--recursive", &a]);
     assert_eq!(recursive.lines().count(), 3);
