@@ -1,7 +1,8 @@
 //! Exit codes and error reporting, decided in one place.
 //!
-//! 0: success. 1: the operation failed (a build, a verification, I/O).
+//! 0: success. 1: the operation failed (a verification, I/O, the store).
 //! 2: the user's input was wrong (bad flag, bad file, parse or eval error).
+//! 100–104: builds failed, as Nix counts them ([`BuildsFailed`]).
 
 use std::fmt;
 use std::process::ExitCode;
@@ -36,6 +37,48 @@ impl fmt::Display for Diagnosed {
 
 impl std::error::Error for Diagnosed {}
 
+/// Builds failed: the exit code is Nix 2.8's, which scripts test for.
+/// 100 a build failed, 101 one timed out, 102 a fixed output's hash did
+/// not match (103 both), 104 `--check` found an output that differs
+/// (added to the others); when no build itself failed (only kiln, the
+/// store or the sandbox around it), 1.
+#[derive(Debug, Default)]
+pub struct BuildsFailed {
+    pub message: String,
+    pub failed: bool,
+    pub timed_out: bool,
+    pub hash_mismatch: bool,
+    pub not_reproducible: bool,
+}
+
+impl BuildsFailed {
+    /// Nix's `Worker::exitStatus`.
+    pub fn code(&self) -> u8 {
+        let mut mask = 0;
+        if self.failed || self.timed_out || self.hash_mismatch {
+            mask |= 0x04;
+        }
+        if self.timed_out {
+            mask |= 0x01;
+        }
+        if self.hash_mismatch {
+            mask |= 0x02;
+        }
+        if self.not_reproducible {
+            mask |= 0x08;
+        }
+        if mask == 0 { 1 } else { mask | 0x60 }
+    }
+}
+
+impl fmt::Display for BuildsFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BuildsFailed {}
+
 /// Print an error once, at the top, and choose the exit code.
 pub fn report(err: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(err) {
@@ -64,8 +107,12 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
 /// | the store failed (database, install, disk), also under an evaluation | 1 |
 /// | an evaluation error, a syntax error ([`Diagnosed`])    | 2    |
 /// | a store request the input got wrong (a hash mismatch, a file that cannot be read, a bad store path), from the evaluator's store | 2 |
-/// | anything else (a build, a verification, I/O)           | 1    |
+/// | builds failed ([`BuildsFailed`]): Nix's codes           | 100–104, or 1 |
+/// | anything else (a verification, I/O)                    | 1    |
 fn code(err: &anyhow::Error) -> u8 {
+    if let Some(builds) = err.downcast_ref::<BuildsFailed>() {
+        return builds.code();
+    }
     let store = err
         .chain()
         .find_map(|cause| cause.downcast_ref::<kiln_eval::StoreError>());
@@ -115,6 +162,28 @@ pub fn render_chain(err: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_failures_exit_as_nix_does() {
+        let code = |failed, timed_out, hash_mismatch, not_reproducible| {
+            BuildsFailed {
+                message: String::new(),
+                failed,
+                timed_out,
+                hash_mismatch,
+                not_reproducible,
+            }
+            .code()
+        };
+        // nix-build of a failing builder, a --timeout, a wrong outputHash,
+        // both, a `--check` that differs; a failure around the build.
+        assert_eq!(code(true, false, false, false), 100);
+        assert_eq!(code(true, true, false, false), 101);
+        assert_eq!(code(true, false, true, false), 102);
+        assert_eq!(code(true, true, true, false), 103);
+        assert_eq!(code(false, false, false, true), 104);
+        assert_eq!(code(false, false, false, false), 1);
+    }
 
     #[derive(Debug)]
     struct Outer(std::io::Error);

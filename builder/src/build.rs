@@ -39,7 +39,7 @@ use crate::prepare::{BuildDirs, Prepared};
 use crate::register::install_outputs;
 use crate::sandbox::{SandboxInput, SandboxSpec};
 use crate::sandbox_paths::sandbox_paths;
-use crate::supervise::{Limits, supervise};
+use crate::supervise::{Limits, Outcome, supervise};
 
 /// Settings shared by every build of a run.
 #[derive(Debug, Clone)]
@@ -181,7 +181,7 @@ pub fn build_derivation(
             limits: settings.limits,
             cancel,
         };
-        run_builtin(&build, &mut log, &mut on_line)
+        run_builtin(&build, &mut log, &mut on_line).map(|r| r.map_err(|e| (e, false)))
     } else if let Some(bwrap) = &settings.bwrap {
         let t_view = std::time::Instant::now();
         let sandbox = spec.command(bwrap, &settings.seccomp)?;
@@ -207,7 +207,8 @@ pub fn build_derivation(
             if o.success() {
                 Ok(())
             } else {
-                Err(o.to_string())
+                let timed_out = matches!(o, Outcome::TimedOut(_) | Outcome::Silent(_));
+                Err((o.to_string(), timed_out))
             }
         })
     } else {
@@ -225,11 +226,12 @@ pub fn build_derivation(
         }
         keep_build_dir(store, &planned.drv_path, temp.path())
     };
-    if let Err(outcome) = outcome {
+    if let Err((outcome, timed_out)) = outcome {
         let kept = keep(temp);
         return Err(BuildError::BuilderFailed {
             drv: printed_drv,
             outcome,
+            timed_out,
             log_tail: tail,
             kept,
         });

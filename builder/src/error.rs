@@ -43,6 +43,8 @@ pub enum BuildError {
         drv: String,
         /// How it ended ("builder exited with status 1", a signal, a timeout).
         outcome: String,
+        /// It was stopped by `--timeout` or `--max-silent-time`.
+        timed_out: bool,
         /// The last lines of its log.
         log_tail: Vec<String>,
         /// The build directory, kept with `--keep-failed`.
@@ -110,7 +112,45 @@ pub enum BuildError {
     Other(String),
 }
 
+/// What a failed build counts as for Nix 2.8's exit code (`nix-build`
+/// exits 100 for a failed build, +1 when one timed out, +2 for a hash
+/// mismatch): see [`BuildError::failure_kind`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FailureKind {
+    /// The derivation's build failed (its builder, its outputs).
+    pub build: bool,
+    /// It was stopped by `--timeout` or `--max-silent-time`.
+    pub timed_out: bool,
+    /// A fixed output had another hash than declared.
+    pub hash_mismatch: bool,
+}
+
 impl BuildError {
+    /// How Nix counts this failure: a failure of the build itself, or
+    /// (all `false`) of kiln, the store or the sandbox around it.
+    pub fn failure_kind(&self) -> FailureKind {
+        match self {
+            BuildError::BuilderFailed { timed_out, .. } => FailureKind {
+                build: true,
+                timed_out: *timed_out,
+                hash_mismatch: false,
+            },
+            BuildError::HashMismatch(_) => FailureKind {
+                build: true,
+                timed_out: false,
+                hash_mismatch: true,
+            },
+            BuildError::MissingOutput { .. }
+            | BuildError::FixedOutputReferences { .. }
+            | BuildError::ReferenceRule { .. } => FailureKind {
+                build: true,
+                ..FailureKind::default()
+            },
+            BuildError::KeptBuildDir { source, .. } => source.failure_kind(),
+            _ => FailureKind::default(),
+        }
+    }
+
     pub fn store(
         context: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,

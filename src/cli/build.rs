@@ -130,7 +130,19 @@ pub fn run(global: &GlobalOpts, args: &BuildArgs) -> anyhow::Result<std::process
             .iter()
             .filter(|(_, f)| matches!(f, Failure::Build(_)))
             .count();
-        return Err(anyhow!("{n} build(s) failed"));
+        let mut failed = exit::BuildsFailed {
+            message: format!("{n} build(s) failed"),
+            ..Default::default()
+        };
+        for (_, failure) in &realised.failures {
+            if let Failure::Build(e) = failure {
+                let kind = e.failure_kind();
+                failed.failed |= kind.build;
+                failed.timed_out |= kind.timed_out;
+                failed.hash_mismatch |= kind.hash_mismatch;
+            }
+        }
+        return Err(failed.into());
     }
     if args.check {
         let mut same = true;
@@ -140,9 +152,12 @@ pub fn run(global: &GlobalOpts, args: &BuildArgs) -> anyhow::Result<std::process
         return if same {
             Ok(std::process::ExitCode::SUCCESS)
         } else {
-            Err(anyhow!(
-                "some outputs differ when rebuilt: not reproducible"
-            ))
+            Err(exit::BuildsFailed {
+                message: "some outputs differ when rebuilt: not reproducible".into(),
+                not_reproducible: true,
+                ..Default::default()
+            }
+            .into())
         };
     }
 
@@ -286,6 +301,7 @@ fn report_failure(drv: &str, failure: &Failure) {
         Failure::Build(BuildError::BuilderFailed {
             drv: _,
             outcome,
+            timed_out: _,
             log_tail,
             kept,
         }) => {

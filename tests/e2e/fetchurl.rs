@@ -79,10 +79,16 @@ fn build_ok(env: &TestEnv, expr: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn build_fails(env: &TestEnv, expr: &str) -> String {
+/// Builds `expr`, which fails with Nix's exit `code` (100 a failed
+/// download, 102 a hash mismatch, 1 a refusal before the download).
+fn build_fails(env: &TestEnv, expr: &str, code: i32) -> String {
     let out = build(env, expr);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "expected a failure:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "expected a failure:\n{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
 }
@@ -182,7 +188,7 @@ fn a_wrong_hash_fails_and_registers_nothing() {
     let server = Server::start(vec![("/f", "200 OK", SERVED.to_vec())]);
     // The hash of the local file's contents, not of what is served.
     let expr = fetchurl(&server.url("/f"), &format!("sha256 = \"{LOCAL_SHA256}\";"));
-    let stderr = build_fails(&env, &expr);
+    let stderr = build_fails(&env, &expr, 102);
     assert!(
         stderr.contains("hash mismatch in fixed-output derivation"),
         "{stderr}"
@@ -214,6 +220,7 @@ fn http_errors_fail_with_the_url_and_status() {
     let stderr = build_fails(
         &env,
         &fetchurl(&url, &format!("sha256 = \"{SERVED_SHA256}\";")),
+        100,
     );
     assert!(
         stderr.contains(&format!(
@@ -331,7 +338,7 @@ fn only_fixed_output_derivations_may_use_it() {
         name = "not-fixed"; system = "builtin"; builder = "builtin:fetchurl";
         url = "file:///dev/null";
     }"#;
-    let stderr = build_fails(&env, expr);
+    let stderr = build_fails(&env, expr, 1);
     assert!(
         stderr.contains("'builtin:fetchurl' must be a fixed-output derivation"),
         "{stderr}"

@@ -54,7 +54,7 @@ fn a_failed_build_reports_status_log_tail_and_how_to_see_more() {
         "broken",
         "i=1; while [ $i -le 40 ]; do echo line $i; i=$((i+1)); done; echo > /build/marker; exit 3",
     ));
-    let stderr = kit.build_fails(&drv, &["--keep-failed"]);
+    let stderr = kit.build_fails_with(&drv, &["--keep-failed"], 100);
     assert!(stderr.contains("exited with status 3"), "{stderr}");
     assert!(
         stderr.contains("> line 40") && stderr.contains("> line 16"),

@@ -34,7 +34,7 @@ fn fixed_output_hash_is_checked() {
         fixed: Some((FileIngestionMethod::Flat, wrong)),
         ..Spec::new("fetched-bad", "echo fetched > $out")
     });
-    let stderr = kit.build_fails(&bad, &[]);
+    let stderr = kit.build_fails_with(&bad, &[], 102);
     assert!(stderr.contains("hash mismatch"), "{stderr}");
     for expected in [
         wrong.to_sri(),
@@ -100,7 +100,7 @@ fn allowed_and_disallowed_references_are_enforced() {
         inputs: &[&dep],
         ..Spec::new("allowed-bad", "echo $dep > $out")
     });
-    let stderr = kit.build_fails(&allowed_bad, &[]);
+    let stderr = kit.build_fails_with(&allowed_bad, &[], 100);
     assert!(
         stderr.contains("allowedReferences") && stderr.contains(&dep_out),
         "{stderr}"
@@ -144,15 +144,15 @@ fn missing_outputs_and_timeouts_fail() {
         return;
     };
     let lazy = kit.write(Spec::new("lazy", "echo did nothing"));
-    let stderr = kit.build_fails(&lazy, &[]);
+    let stderr = kit.build_fails_with(&lazy, &[], 100);
     assert!(stderr.contains("did not produce output 'out'"), "{stderr}");
 
     let slow = kit.write(Spec::new("slow", "echo start; sleep 60; echo > $out"));
     let started = Instant::now();
-    let stderr = kit.build_fails(&slow, &["--timeout", "1"]);
+    let stderr = kit.build_fails_with(&slow, &["--timeout", "1"], 101);
     assert!(stderr.contains("timed out"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(20));
-    let stderr = kit.build_fails(&slow, &["--max-silent-time", "1"]);
+    let stderr = kit.build_fails_with(&slow, &["--max-silent-time", "1"], 101);
     assert!(stderr.contains("printed nothing"), "{stderr}");
 }
 

@@ -33,7 +33,7 @@ fn dependencies_build_in_order_and_keep_going_continues() {
         inputs: &[&fails, &fine],
         ..Spec::new("top", "echo > $out")
     });
-    let stderr = kit.build_fails(&top, &["-j1", "--keep-going"]);
+    let stderr = kit.build_fails_with(&top, &["-j1", "--keep-going"], 100);
     assert!(
         stderr.contains(&format!("its dependency '{}' failed", kit.path(&fails))),
         "{stderr}"
@@ -60,7 +60,7 @@ fn check_reports_reproducible_or_the_differing_files() {
     kit.build_ok(&clock);
     // The clock has a resolution of one second.
     std::thread::sleep(Duration::from_millis(1100));
-    let stderr = kit.build_fails(&clock, &["--check"]);
+    let stderr = kit.build_fails_with(&clock, &["--check"], 104);
     assert!(stderr.contains("differs when rebuilt"), "{stderr}");
     assert!(
         stderr.contains("stamp") && stderr.contains("bytes, sha256-"),

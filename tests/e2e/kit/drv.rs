@@ -162,10 +162,28 @@ impl DrvKit {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Builds `drv`, which fails: exit 1 (around the build) or one of
+    /// Nix's build failure codes, 100 to 104 (`build_fails_with` checks
+    /// which).
     pub fn build_fails(&self, drv: &StorePath, extra: &[&str]) -> String {
         let out = self.build(drv, extra);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(1), "expected failure:\n{stderr}");
+        let code = out.status.code();
+        assert!(
+            code == Some(1) || code.is_some_and(|c| (100..=104).contains(&c)),
+            "expected failure, got {code:?}:\n{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        stderr
+    }
+
+    /// Builds `drv`, which fails with Nix's exit `code` (101 a timeout,
+    /// 102 a hash mismatch, 104 `--check` found a difference, 1 a failure
+    /// around the build).
+    pub fn build_fails_with(&self, drv: &StorePath, extra: &[&str], code: i32) -> String {
+        let out = self.build(drv, extra);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "expected failure:\n{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
         stderr
     }
