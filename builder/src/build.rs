@@ -90,6 +90,7 @@ pub fn build_derivation(
     let outputs = output_paths(&printed_drv, drv)?;
 
     let t_start = std::time::Instant::now();
+    let wall_start = crate::record::wall_now();
     let closure = store
         .closure(&planned.inputs.iter().cloned().collect::<Vec<_>>())
         .map_err(|e| {
@@ -269,6 +270,8 @@ pub fn build_derivation(
     }
     let t_outputs = t_start.elapsed() - t_setup - t_builder;
     install_outputs(store, &planned.drv_path, &produced)?;
+    let sandbox = crate::record::sandbox_settings(settings, is_builtin(&drv.builder), is_fixed);
+    crate::record::write_record(store, &planned.drv_path, wall_start, sandbox, &produced);
     let t_register = t_start.elapsed() - t_setup - t_builder - t_outputs;
     cleaner.discard(temp);
     tracing::debug!(

@@ -19,6 +19,7 @@
 //! - [`outputs`]: checking outputs (existence, hashes, reference rules).
 //! - [`scan`]: reference scanning.
 //! - [`register`]: moving outputs into the store and registering them.
+//! - [`record`]: build records (times, builder, sandbox) for provenance.
 //! - [`check`]: comparing a rebuild with the valid output (`--check`).
 //! - [`cleanup`]: removing scratch directories in the background.
 //! - [`log`]: compressed build logs.
@@ -42,6 +43,7 @@ pub mod outputs;
 pub mod plan;
 pub mod prepare;
 pub mod realise;
+pub mod record;
 pub mod register;
 pub mod sandbox;
 pub mod sandbox_paths;
