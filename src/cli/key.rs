@@ -91,7 +91,6 @@ pub fn read_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
 }
 
 /// The trusted keys: from `--key` arguments, else the trusted-keys file.
-#[allow(dead_code)] // used by `kiln bundle`, which lands next
 pub fn trusted_keys(args: &[String]) -> anyhow::Result<TrustedKeys> {
     let mut keys = Vec::new();
     for arg in args {
@@ -114,7 +113,6 @@ pub fn trusted_keys(args: &[String]) -> anyhow::Result<TrustedKeys> {
     Ok(TrustedKeys::new(keys))
 }
 
-#[allow(dead_code)]
 fn trusted_keys_file() -> Option<PathBuf> {
     if let Some(file) = std::env::var_os("KILN_TRUSTED_KEYS").filter(|f| !f.is_empty()) {
         return Some(PathBuf::from(file));
@@ -126,7 +124,6 @@ fn trusted_keys_file() -> Option<PathBuf> {
     Some(config.join("kiln/trusted-public-keys"))
 }
 
-#[allow(dead_code)]
 fn read_public_keys(path: &Path) -> anyhow::Result<Vec<PublicKey>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading public keys from {}", path.display()))

@@ -1,6 +1,7 @@
 //! The clap definitions: global options and one file per command group.
 
 mod build;
+mod bundle;
 pub mod config;
 mod eval;
 mod explain;
@@ -91,6 +92,7 @@ pub enum Command {
     /// print their .drv paths.
     Instantiate(instantiate::InstantiateArgs),
     Key(key::KeyArgs),
+    Bundle(bundle::BundleArgs),
     /// Evaluate expressions interactively (like `nix repl`).
     Repl(repl::ReplArgs),
     /// Explain an evaluation error code (`kiln explain E007`).
@@ -167,6 +169,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(&cli.global, &args),
         Command::Instantiate(args) => instantiate::run(&cli.global, &args),
         Command::Key(args) => key::run(args),
+        Command::Bundle(args) => bundle::run(&cli.global, args),
         Command::Repl(args) => repl::run(&cli.global, &args),
         Command::Explain(args) => explain::run(&args),
         Command::Man(args) => man::run(&args),
