@@ -129,6 +129,17 @@ pub fn read_bundle(
         options.trusted,
         options.check_sigs,
     )?;
+    // The envelope is the one entry no digest covers: it must be in the
+    // exact form kiln writes, so no byte of it can change unnoticed.
+    let canonical = serde_json::from_slice::<Value>(&envelope)
+        .map(|v| crate::json_bytes(&v) == envelope)
+        .unwrap_or(false);
+    if !canonical {
+        return Err(BundleError::invalid(format!(
+            "{} is not in the form kiln writes (changed?)",
+            crate::PROVENANCE
+        )));
+    }
     let bad = |why: String| BundleError::invalid(format!("{}: {why}", crate::PROVENANCE));
     let statement: Value = serde_json::from_slice(&opened.payload)
         .map_err(|e| bad(format!("the statement is not JSON ({e})")))?;

@@ -2,6 +2,7 @@
 //! its own temporary root and HOME. One test binary, one module per area.
 
 mod build;
+mod bundle;
 mod eval;
 mod fetchurl;
 mod gc;
