@@ -58,7 +58,7 @@ pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
 
 fn read_input(args: &ParseArgs) -> anyhow::Result<(String, Option<PathBuf>, String)> {
     if let Some(expr) = &args.expr {
-        return Ok(("(string)".into(), None, expr.clone()));
+        return Ok(("«string»".into(), None, expr.clone()));
     }
     let Some(file) = &args.file else {
         return Err(crate::exit::user(anyhow!("no FILE or -E EXPR given")));

@@ -96,6 +96,10 @@ fn parse_and_eval_agree_on_undefined_names() {
             eval.contains(&format!("undefined variable '{name}'")),
             "{eval}"
         );
+        // Both name an expression given with -E as Nix does.
+        for output in [&parse, &eval] {
+            assert!(output.contains("--> «string»:1:1"), "{output}");
+        }
     }
     for name in ["map", "__add", "builtins", "__curPos", "true", "derivation"] {
         env.ok(&["parse", "-E", name]);
