@@ -26,6 +26,8 @@ use crate::{BundleError, json_bytes};
 /// zstd level and long-distance window of every bundle.
 pub const ZSTD_LEVEL: i32 = 3;
 pub const ZSTD_WINDOW_LOG: u32 = 27;
+/// Bytes of input per zstd worker job.
+pub const ZSTD_JOB_SIZE: u32 = 8 << 20;
 
 pub struct ExportOptions {
     pub key: Option<SecretKey>,
@@ -187,7 +189,7 @@ impl Write for HashingWriter<'_> {
 /// Write `out` through a temp file beside it, synced then renamed.
 pub fn write_atomically(
     out: &Path,
-    write: impl FnOnce(&mut std::fs::File) -> Result<ExportSummary, BundleError>,
+    write: impl FnOnce(&mut WriteBack) -> Result<ExportSummary, BundleError>,
 ) -> Result<ExportSummary, BundleError> {
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -195,9 +197,14 @@ pub fn write_atomically(
     };
     let tmp = tempfile_in(&dir, out)?;
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp).map_err(BundleError::write)?;
+        let file = std::fs::File::create(&tmp).map_err(BundleError::write)?;
+        let mut file = WriteBack {
+            file,
+            started: 0,
+            written: 0,
+        };
         let summary = write(&mut file)?;
-        file.sync_all().map_err(BundleError::write)?;
+        file.file.sync_all().map_err(BundleError::write)?;
         std::fs::rename(&tmp, out).map_err(BundleError::write)?;
         Ok(summary)
     })();
@@ -205,6 +212,42 @@ pub fn write_atomically(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// A file whose write-back starts every [`WRITE_BACK_CHUNK`] bytes
+/// (`sync_file_range`), so the final `fsync` has little left to wait for:
+/// the disk writes while zstd compresses.
+pub struct WriteBack {
+    file: std::fs::File,
+    started: u64,
+    written: u64,
+}
+
+const WRITE_BACK_CHUNK: u64 = 16 << 20;
+
+impl Write for WriteBack {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.started >= WRITE_BACK_CHUNK {
+            use std::os::fd::AsRawFd as _;
+            // SAFETY: a plain syscall on a file descriptor this struct
+            // owns; a failure only means the write-back starts later.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    self.started as i64,
+                    (self.written - self.started) as i64,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            self.started = self.written;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 fn tempfile_in(dir: &Path, out: &Path) -> Result<PathBuf, BundleError> {
