@@ -361,7 +361,7 @@ fn report_check(drv: &str, outputs: &[CheckedOutput]) -> bool {
 }
 
 /// The progress view: a live display on a terminal, plain lines otherwise.
-struct Progress {
+pub(crate) struct Progress {
     print_logs: bool,
     /// stderr is a terminal: build output is escaped (`crate::escape`).
     escape: bool,
@@ -378,7 +378,7 @@ struct Live {
 }
 
 impl Progress {
-    fn new(print_logs: bool, quiet: bool) -> Progress {
+    pub(crate) fn new(print_logs: bool, quiet: bool) -> Progress {
         let live = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let multi = MultiProgress::new();
             let main = multi.add(ProgressBar::new(0));
@@ -403,7 +403,7 @@ impl Progress {
         }
     }
 
-    fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if let Some(live) = &self.live {
             live.main.finish_and_clear();
             let _ = live.multi.clear();

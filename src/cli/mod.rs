@@ -15,6 +15,7 @@ mod man;
 mod option;
 mod parse;
 mod repl;
+mod shell;
 mod store;
 mod verify;
 
@@ -97,6 +98,12 @@ pub enum Command {
     Repl(repl::ReplArgs),
     /// Explain an evaluation error code (`kiln explain E007`).
     Explain(explain::ExplainArgs),
+    /// Enter a shell with a derivation's build environment.
+    Shell(shell::ShellArgs),
+    /// Build a package if needed and run its program.
+    Run(shell::RunArgs),
+    /// Make a root's store visible at the logical store dir (as root, once).
+    Setup(shell::SetupArgs),
     /// Write the man pages or the Markdown command reference.
     #[command(hide = true)]
     Man(man::ManArgs),
@@ -173,6 +180,9 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Repl(args) => repl::run(&cli.global, &args),
         Command::Explain(args) => explain::run(&args),
         Command::Man(args) => man::run(&args),
+        Command::Shell(args) => shell::shell(&cli.global, &args),
+        Command::Run(args) => shell::run(&cli.global, &args),
+        Command::Setup(args) => shell::setup(&cli.global, &args),
     }
 }
 

@@ -5,6 +5,10 @@
 //!   auto/<nix32 sha1 of LINK>  -> LINK        indirect roots: LINK (a `result`
 //!                                             link anywhere) -> store path
 //!   shells/<name>              -> store path  shell roots (developer shells)
+//!   shells/<name>/project      -> a file      ... tied to a project file: when
+//!                                             it is gone, the links beside it
+//!                                             hold nothing (and a collector
+//!                                             removes the directory)
 //!   <anything else>            -> store path  direct roots (`kiln store add-root`
 //!                                             with a link inside gcroots/)
 //! STATE/temproots/<pid>-<n>                   temp roots of live processes
@@ -119,6 +123,16 @@ impl Store {
                     continue;
                 };
                 if kind.is_dir() {
+                    if is_stale_shell_dir(&top, &path) {
+                        if remove_stale {
+                            tracing::info!(
+                                "removing stale shell root {} (its project file is gone)",
+                                path.display()
+                            );
+                            let _ = fs::remove_dir_all(&path);
+                        }
+                        continue;
+                    }
                     dirs.push(path);
                 } else if kind.is_symlink() {
                     let under = path.strip_prefix(&top).unwrap_or(&path);
@@ -244,6 +258,22 @@ impl Store {
             self.add_indirect_root(&link)?;
         }
         Ok(link)
+    }
+}
+
+/// A developer shell's root directory (`gcroots/shells/<name>/`) whose
+/// `project` link names a file that is gone: its roots no longer hold.
+fn is_stale_shell_dir(top: &Path, dir: &Path) -> bool {
+    let in_shells = dir
+        .strip_prefix(top)
+        .is_ok_and(|rest| rest.parent() == Some(Path::new("shells")));
+    if !in_shells {
+        return false;
+    }
+    let project = dir.join("project");
+    match fs::read_link(&project) {
+        Ok(_) => matches!(fs::metadata(&project), Err(e) if e.kind() == io::ErrorKind::NotFound),
+        Err(_) => false,
     }
 }
 

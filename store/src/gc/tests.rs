@@ -306,3 +306,35 @@ fn a_self_referencing_path_is_deleted() {
     }
     assert_eq!(gc(&root, GcOptions::default()).unwrap().deleted, [path]);
 }
+
+/// A shell root directory holds while its `project` file exists; once the
+/// file is gone its links hold nothing and a collection removes it.
+#[test]
+fn a_shell_root_holds_until_its_project_file_goes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let project = tmp.path().join("shell.nix");
+    fs::write(&project, "{}").unwrap();
+    let (path, dir) = {
+        let store = open(&root);
+        let path = text(&store, "shell-input", &[]);
+        let dir = store.shell_roots_dir().join("p");
+        fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&project, dir.join("project")).unwrap();
+        store.add_root(&path, &dir.join("input")).unwrap();
+        (path, dir)
+    };
+    let store = open(&root);
+    let kinds: Vec<RootKind> = store.roots().unwrap().iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, [RootKind::Shell]);
+    assert!(gc(&root, GcOptions::default()).unwrap().deleted.is_empty());
+    assert!(valid(&root, &path));
+    fs::remove_file(&project).unwrap();
+    assert!(
+        store.roots().unwrap().is_empty(),
+        "a stale shell root still holds"
+    );
+    let report = gc(&root, GcOptions::default()).unwrap();
+    assert_eq!(report.deleted, std::slice::from_ref(&path));
+    assert!(!dir.exists(), "the stale shell root directory is removed");
+}
