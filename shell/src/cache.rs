@@ -88,6 +88,12 @@ struct Input {
     path: PathBuf,
     access: Access,
     fingerprint: String,
+    /// For contents (a file read, a tree added): the inode numbers, sizes
+    /// and change times seen with them. While they are the same the
+    /// contents are not hashed again (as git's index does); when they
+    /// differ, the contents decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stat: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,13 +115,30 @@ struct Recorder {
 
 impl Recorder {
     fn note(&self, path: &Path, access: Access, fingerprint: String) {
+        self.note_with_stat(path, access, fingerprint, None);
+    }
+
+    /// `stat`: the metadata print taken before the contents were read, kept
+    /// only when it is still the same after (nothing changed meanwhile).
+    fn note_with_stat(
+        &self,
+        path: &Path,
+        access: Access,
+        fingerprint: String,
+        stat: Option<String>,
+    ) {
+        let stat = stat.filter(|before| stat_print(path, access).as_ref() == Some(before));
         let mut seen = self.seen.borrow_mut();
         let input = Input {
             path: path.to_path_buf(),
             access,
             fingerprint,
+            stat,
         };
-        if !seen.contains(&input) {
+        if !seen
+            .iter()
+            .any(|i| i.path == input.path && i.access == input.access)
+        {
             seen.push(input);
         }
     }
@@ -151,8 +174,10 @@ fn listing_print(entries: &[(std::ffi::OsString, FileKind)]) -> String {
 
 impl EvalIO for Recorder {
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let before = stat_print(path, Access::Read);
         let result = self.real.read_file(path);
-        self.note(path, Access::Read, kind_print(&result, |b| hex_sha256(b)));
+        let print = kind_print(&result, |b| hex_sha256(b));
+        self.note_with_stat(path, Access::Read, print, before);
         result
     }
 
@@ -192,7 +217,9 @@ impl EvalIO for Recorder {
 
     fn adding(&self, path: &Path) {
         self.real.adding(path);
-        self.note(path, Access::Added, tree_print(path));
+        let before = stat_print(path, Access::Added);
+        let print = tree_print(path);
+        self.note_with_stat(path, Access::Added, print, before);
     }
 
     fn accessed(&self) -> Vec<PathBuf> {
@@ -214,6 +241,56 @@ fn fingerprint(path: &Path, access: Access) -> String {
         }),
         Access::Added => tree_print(path),
     }
+}
+
+/// The metadata print of what `access` read at `path` (see
+/// [`Input::stat`]); `None` when it is not about contents or cannot be had.
+fn stat_print(path: &Path, access: Access) -> Option<String> {
+    match access {
+        Access::Read => {
+            let meta = std::fs::metadata(path).ok()?;
+            meta.is_file().then(|| meta_print(&meta))
+        }
+        Access::Added => {
+            let mut hasher = Sha256::new();
+            stat_tree(path, &mut hasher).ok()?;
+            Some(hex(&hasher.finalize()))
+        }
+        _ => None,
+    }
+}
+
+fn meta_print(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{}:{}:{}:{:o}:{}.{}:{}.{}",
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mode(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
+}
+
+fn stat_tree(path: &Path, hasher: &mut Sha256) -> io::Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    hasher.update(meta_print(&meta).as_bytes());
+    if meta.is_dir() {
+        let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(path)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()?;
+        names.sort();
+        for name in names {
+            hasher.update(name.as_encoded_bytes());
+            hasher.update([0]);
+            stat_tree(&path.join(&name), hasher)?;
+        }
+    }
+    hasher.update(b")");
+    Ok(())
 }
 
 /// A hash of a whole tree as the store would add it.
@@ -362,6 +439,9 @@ fn lookup(config: &StoreConfig, file: &Path) -> Option<Resolved> {
         return None;
     }
     for input in &entry.inputs {
+        if input.stat.is_some() && stat_print(&input.path, input.access) == input.stat {
+            continue;
+        }
         let now = fingerprint(&input.path, input.access);
         if now != input.fingerprint {
             tracing::info!(
@@ -455,7 +535,9 @@ mod tests {
         assert_eq!(seen.len(), 3);
         for input in &seen {
             assert_eq!(fingerprint(&input.path, input.access), input.fingerprint);
+            assert_eq!(stat_print(&input.path, input.access), input.stat);
         }
+        assert!(seen[0].stat.is_some() && seen[1].stat.is_none() && seen[2].stat.is_some());
         std::fs::write(&file, "2").unwrap();
         assert_ne!(
             fingerprint(&seen[0].path, seen[0].access),

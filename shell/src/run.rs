@@ -175,9 +175,14 @@ fn path_program(store: &Store, path: &StorePath, arg: &Path) -> Result<Program, 
         });
     }
     let mut main = None;
-    let derivers = store
-        .derivers_of_output(path)
-        .map_err(|e| ShellError::store("querying the database", e))?;
+    let query = |e| ShellError::store("querying the database", e);
+    let mut derivers: Vec<StorePath> = store
+        .path_info(path)
+        .map_err(query)?
+        .and_then(|info| info.deriver)
+        .into_iter()
+        .collect();
+    derivers.extend(store.derivers_of_output(path).map_err(query)?);
     for drv in derivers {
         if let Some(json) = store
             .derivation_meta(&drv)

@@ -562,7 +562,8 @@ fn rc_script(program: &ShellProgram, req: &ShellRequest, name: &str) -> String {
 /// `--sandbox`: bubblewrap with only the closure (read-only, at its
 /// logical paths), the project directory and the temp dir (read-write),
 /// a fresh `/dev`, `/proc` and `/tmp`; no network unless asked (then the
-/// host's `resolv.conf`, `hosts` and certificates too).
+/// host's `resolv.conf`, `hosts` and certificates too; not its
+/// `nsswitch.conf`, whose modules a static program would try to load).
 fn bwrap_command(
     prepared: &Prepared,
     req: &ShellRequest,
@@ -604,12 +605,7 @@ fn bwrap_command(
             .arg(prepared.store.print_path(path));
     }
     if sandbox.network {
-        for file in [
-            "/etc/resolv.conf",
-            "/etc/hosts",
-            "/etc/nsswitch.conf",
-            "/etc/ssl",
-        ] {
+        for file in ["/etc/resolv.conf", "/etc/hosts", "/etc/ssl"] {
             cmd.args(["--ro-bind-try", file, file]);
         }
     }

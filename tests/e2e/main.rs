@@ -15,4 +15,5 @@ mod pipes;
 mod query;
 mod readme;
 mod repl;
+mod shell;
 mod store;

@@ -584,7 +584,7 @@ fn downstream_placeholder(dir: &StoreDir, drv_path: &str, output: &str) -> EvalR
 pub fn meta_json(m: &mut Machine, meta: &Attrs, drv_name: &str) -> String {
     let mut out = serde_json::Map::new();
     out.insert("name".to_owned(), drv_name.into());
-    for field in ["version", "description", "homepage"] {
+    for field in ["version", "description", "homepage", "mainProgram"] {
         if let Some(v) = meta.get_str(field).cloned()
             && let Some(text) = plain_string(m, &v)
         {
