@@ -1,6 +1,6 @@
 //! From an expression to one derivation, with an evaluation cache.
 //!
-//! Evaluation goes through [`Recorder`], an [`EvalIO`] around the real file
+//! Evaluation goes through `Recorder`, an [`EvalIO`] around the real file
 //! system that notes, for every path the evaluator touched, what it asked
 //! (the bytes of a file, the type of a path, a directory's listing, a
 //! canonical path, a tree handed to the store) and a fingerprint of the

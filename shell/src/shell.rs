@@ -6,7 +6,7 @@
 //!    input sources) are made temp roots, then built if any is missing.
 //! 3. The shell's GC root is (re)made: the `.drv` and every input, tied to
 //!    the project file ([`crate::roots`]).
-//! 4. The environment ([`environment`]), the rc file ([`rc_script`]) and
+//! 4. The environment (`environment`), the rc file (`rc_script`) and
 //!    the shell are started in the view the store needs: directly, in a
 //!    user + mount namespace ([`crate::view`]), or in bubblewrap
 //!    (`--sandbox`).

@@ -622,3 +622,36 @@ fn setup_makes_the_store_visible_and_undo_removes_it() {
     ok(&with_dir(&["setup", "--undo"]));
     assert!(!Path::new(&top).exists(), "undo leaves {top} behind");
 }
+
+/// `-p` takes packages from a set (`-f`); no FILE means `shell.nix`, else
+/// `default.nix`.
+#[test]
+fn packages_and_the_default_files() {
+    if !require_bwrap() {
+        return;
+    }
+    let env = TestEnv::new();
+    project(&env);
+    let out = shell_run(
+        &env,
+        &["-p", "tool", "multi", "-f", "default.nix"],
+        "tool p; second",
+    );
+    assert_eq!(ok(&out), "tool-says p\nthis-is-second\n");
+    let err = env.fails(
+        &["shell", "-p", "nope", "-f", "default.nix", "--run", "true"],
+        2,
+    );
+    assert!(err.contains("nope"), "{err}");
+    let err = env.fails(&["shell", "-p", "a;b", "-f", "default.nix"], 2);
+    assert!(err.contains("not a package name"), "{err}");
+    // default.nix is a set of several: one must be chosen.
+    let err = env.fails(&["shell", "--run", "true"], 2);
+    assert!(err.contains("choose it with -A ATTR"), "{err}");
+    env.write(
+        "shell.nix",
+        "(import ./default.nix { greeting = \"from-shell-nix\"; }).app\n",
+    );
+    let out = shell_run(&env, &[], "echo $greeting");
+    assert!(ok(&out).ends_with("from-shell-nix\n"));
+}
