@@ -142,6 +142,17 @@ pub struct SetupArgs {
     pub undo: bool,
 }
 
+/// `<name>` or `<name/rest>`: a search path lookup (nothing else passes,
+/// so no expression can be injected).
+fn lookup_arg(arg: &str) -> Option<&str> {
+    let inner = arg.strip_prefix('<')?.strip_suffix('>')?;
+    let plain = !inner.is_empty()
+        && inner
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-+/".contains(c));
+    plain.then_some(arg)
+}
+
 fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -216,8 +227,20 @@ pub fn shell(global: &GlobalOpts, args: &ShellArgs) -> anyhow::Result<ExitCode> 
                 args.args.len()
             )));
         }
-        let file = project_file(args.args.first().map(String::as_str))?;
-        (Expression::File(file.clone()), file, String::new())
+        let first = args.args.first().map(String::as_str);
+        match first.and_then(lookup_arg) {
+            // `<name>`: a search path lookup; the root is tied to the
+            // current directory.
+            Some(lookup) => (
+                Expression::Text(format!("import {lookup}")),
+                cwd.clone(),
+                lookup.to_owned(),
+            ),
+            None => {
+                let file = project_file(first)?;
+                (Expression::File(file.clone()), file, String::new())
+            }
+        }
     };
     let selection = format!(
         "{selection} -A {} {:?} {:?}",
@@ -307,7 +330,11 @@ pub fn run(global: &GlobalOpts, args: &RunArgs) -> anyhow::Result<ExitCode> {
                     return Err(exit::user(anyhow!("give either FILE or -E EXPR, not both")));
                 }
                 (Some(expr), None) => Expression::Text(expr.clone()),
-                (None, Some(file)) => Expression::File(PathBuf::from(file)),
+                // `<name>`: a search path lookup, as nix-build takes it.
+                (None, Some(file)) => match lookup_arg(file) {
+                    Some(lookup) => Expression::Text(format!("import {lookup}")),
+                    None => Expression::File(PathBuf::from(file)),
+                },
                 (None, None) => Expression::File(PathBuf::from("default.nix")),
             };
             if let Expression::File(file) = &expression
@@ -352,4 +379,16 @@ pub fn setup(global: &GlobalOpts, args: &SetupArgs) -> anyhow::Result<ExitCode> 
         say!("{line}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn angle_brackets_are_lookups_and_nothing_else() {
+        assert_eq!(super::lookup_arg("<nixpkgs-mini>"), Some("<nixpkgs-mini>"));
+        assert_eq!(super::lookup_arg("<a/b.nix>"), Some("<a/b.nix>"));
+        assert_eq!(super::lookup_arg("./default.nix"), None);
+        assert_eq!(super::lookup_arg("<>"), None);
+        assert_eq!(super::lookup_arg("<a> + (throw \"x\") + <b>"), None);
+    }
 }

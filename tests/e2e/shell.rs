@@ -648,6 +648,25 @@ fn packages_and_the_default_files() {
     // default.nix is a set of several: one must be chosen.
     let err = env.fails(&["shell", "--run", "true"], 2);
     assert!(err.contains("choose it with -A ATTR"), "{err}");
+    // `<name>` is a search path lookup, for run and shell.
+    let include = format!("proj={}", env.work().join("default.nix").display());
+    let out = env.run(&[
+        "run",
+        "<proj>",
+        "-I",
+        &include,
+        "-A",
+        "tool",
+        "--",
+        "via-lookup",
+    ]);
+    assert_eq!(ok(&out), "tool-says via-lookup\n");
+    let out = shell_run(
+        &env,
+        &["<proj>", "-I", &include, "-A", "app"],
+        "echo $greeting",
+    );
+    assert!(ok(&out).ends_with("hello there\n"));
     env.write(
         "shell.nix",
         "(import ./default.nix { greeting = \"from-shell-nix\"; }).app\n",
