@@ -37,7 +37,9 @@ pub mod cleanup;
 pub mod environment;
 pub mod error;
 pub mod events;
-pub mod fetch;
+/// The downloader, its own crate (`kiln-fetch`) so the evaluator and the
+/// binary cache share it.
+pub use kiln_fetch as fetch;
 pub mod log;
 pub mod outputs;
 pub mod plan;

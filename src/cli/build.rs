@@ -92,6 +92,8 @@ pub struct BuildArgs {
     /// Kill a build that prints nothing for S seconds.
     #[arg(long, value_name = "S")]
     pub max_silent_time: Option<u64>,
+    #[command(flatten)]
+    pub subst: crate::cli::substitute::SubstArgs,
 }
 
 pub fn run(global: &GlobalOpts, args: &BuildArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -113,6 +115,9 @@ pub fn run(global: &GlobalOpts, args: &BuildArgs) -> anyhow::Result<std::process
         return dry_run(&store, &targets, args.check);
     }
     let started = Instant::now();
+    if !args.check {
+        crate::cli::substitute::before_build(&store, &args.subst, &targets, global.quiet)?;
+    }
     let progress = Progress::new(args.print_build_logs, global.quiet);
     let realised = realise(&store, &targets, &options, &progress)?;
     progress.clear();

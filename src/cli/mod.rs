@@ -2,6 +2,7 @@
 
 mod build;
 mod bundle;
+mod cache;
 pub mod config;
 mod eval;
 mod explain;
@@ -17,6 +18,7 @@ mod parse;
 mod repl;
 mod shell;
 mod store;
+mod substitute;
 mod verify;
 
 use std::path::PathBuf;
@@ -94,6 +96,7 @@ pub enum Command {
     Instantiate(instantiate::InstantiateArgs),
     Key(key::KeyArgs),
     Bundle(bundle::BundleArgs),
+    Cache(cache::CacheArgs),
     /// Evaluate expressions interactively (like `nix repl`).
     Repl(repl::ReplArgs),
     /// Explain an evaluation error code (`kiln explain E007`).
@@ -177,6 +180,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Instantiate(args) => instantiate::run(&cli.global, &args),
         Command::Key(args) => key::run(args),
         Command::Bundle(args) => bundle::run(&cli.global, args),
+        Command::Cache(args) => cache::run(&cli.global, args),
         Command::Repl(args) => repl::run(&cli.global, &args),
         Command::Explain(args) => explain::run(&args),
         Command::Man(args) => man::run(&args),

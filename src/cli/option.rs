@@ -21,6 +21,13 @@ pub const SETTINGS: &[&str] = &[
     "max-silent-time",
     "sandbox",
     "substituters",
+    "extra-substituters",
+    "trusted-public-keys",
+    "extra-trusted-public-keys",
+    "require-sigs",
+    "connect-timeout",
+    "stalled-download-timeout",
+    "http-connections",
 ];
 
 /// Apply every `--option` of `cli` to the parsed arguments.
@@ -95,12 +102,41 @@ fn set(cli: &mut Cli, name: &str, value: &str) -> anyhow::Result<()> {
                 ));
             }
         }
-        "substituters" | "extra-substituters" => {
-            if !value.trim().is_empty() {
-                return Err(anyhow!(
-                    "kiln does not substitute from binary caches during a build; \
-                     only the empty value (no substituters) is accepted"
-                ));
+        "substituters"
+        | "extra-substituters"
+        | "trusted-public-keys"
+        | "extra-trusted-public-keys" => {
+            let words: Vec<String> = value.split_whitespace().map(str::to_string).collect();
+            if let Some(build) = build {
+                let subst = &mut build.subst;
+                let list = match name {
+                    "substituters" => &mut subst.substituters,
+                    "extra-substituters" => &mut subst.extra_substituters,
+                    "trusted-public-keys" => &mut subst.trusted_public_keys,
+                    _ => &mut subst.extra_trusted_public_keys,
+                };
+                // `--option substituters ''` means none (not the config file's).
+                *list = if words.is_empty() {
+                    vec![String::new()]
+                } else {
+                    words
+                };
+            }
+        }
+        "require-sigs" => {
+            let on = boolean(value)?;
+            if let Some(build) = build {
+                build.subst.require_sigs = Some(on);
+            }
+        }
+        "connect-timeout" | "stalled-download-timeout" | "http-connections" => {
+            let n = number(value)?;
+            if let Some(build) = build {
+                match name {
+                    "connect-timeout" => build.subst.connect_timeout = Some(n),
+                    "stalled-download-timeout" => build.subst.stalled_download_timeout = Some(n),
+                    _ => build.subst.http_connections = Some(n as usize),
+                }
             }
         }
         "store" => {
@@ -213,5 +249,35 @@ mod tests {
         // Common in scripts, and true of kiln.
         parsed(&["kiln", "build", "--option", "substituters", ""]).unwrap();
         parsed(&["kiln", "build", "--option", "sandbox", "true"]).unwrap();
+    }
+
+    #[test]
+    fn substitution_settings_map_onto_build_flags() {
+        let cli = parsed(&[
+            "kiln",
+            "build",
+            "--option",
+            "substituters",
+            "file:///a http://b",
+            "--option",
+            "require-sigs",
+            "false",
+            "--option",
+            "connect-timeout",
+            "3",
+            "x.nix",
+        ])
+        .unwrap();
+        let Command::Build(build) = cli.command else {
+            panic!("not a build")
+        };
+        assert_eq!(build.subst.substituters, ["file:///a", "http://b"]);
+        assert_eq!(build.subst.require_sigs, Some(false));
+        assert_eq!(build.subst.connect_timeout, Some(3));
+        let cli = parsed(&["kiln", "build", "--option", "substituters", "", "x.nix"]).unwrap();
+        let Command::Build(build) = cli.command else {
+            panic!("not a build")
+        };
+        assert_eq!(build.subst.substituters, [""]);
     }
 }

@@ -1,4 +1,7 @@
-//! Downloading one URL into a new file, for `builtin:fetchurl`.
+//! kiln-fetch: the one downloader. [`fetch_to_file`] downloads one URL
+//! into a new file (`builtin:fetchurl`); [`Client`] (`client.rs`) is the
+//! keep-alive HTTP client of binary caches (small GETs, streamed GETs,
+//! PUTs), on the same ureq agent settings and errors.
 //!
 //! Schemes:
 //!
@@ -23,6 +26,9 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+mod client;
+pub use client::{Client, Download};
 
 /// Redirects followed before giving up.
 pub const MAX_REDIRECTS: u32 = 10;
@@ -95,6 +101,13 @@ pub enum FetchError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+
+    #[error("unable to upload to '{url}': HTTP error {status}{}", reason_suffix(.reason))]
+    PutStatus {
+        url: String,
+        status: u16,
+        reason: Option<&'static str>,
     },
 
     #[error("download of '{url}' was stopped because another build failed")]
@@ -201,7 +214,7 @@ pub fn fetch_to_file(
     }
 }
 
-fn agent(limits: &FetchLimits) -> ureq::Agent {
+pub(crate) fn agent(limits: &FetchLimits) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
         .timeout_connect(Some(limits.connect))
         .timeout_per_read(Some(limits.stall))
@@ -214,7 +227,7 @@ fn agent(limits: &FetchLimits) -> ureq::Agent {
     ureq::Agent::new_with_config(config)
 }
 
-fn transfer(url: &str, source: ureq::Error) -> FetchError {
+pub(crate) fn transfer(url: &str, source: ureq::Error) -> FetchError {
     FetchError::Transfer {
         url: url.to_string(),
         source,
@@ -285,7 +298,7 @@ fn copy_body(
 
 /// The local path of a `file://` URL: `file:///p` or `file://localhost/p`,
 /// with `%XX` escapes decoded (to bytes, so any file name can be named).
-fn file_url_path(url: &str) -> Result<PathBuf, FetchError> {
+pub fn file_url_path(url: &str) -> Result<PathBuf, FetchError> {
     let bad = |reason| FetchError::BadUrl {
         url: url.to_string(),
         reason,
