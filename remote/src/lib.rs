@@ -3,7 +3,7 @@
 //! The binary cache: `nix-cache-info`, `.narinfo` files ([`narinfo`]),
 //! NARs compressed with zstd or xz or not at all ([`compression`]),
 //! ed25519 signatures over Nix's fingerprint; a cache is a directory or an
-//! HTTP(S) server ([`cache`]). [`push`] writes a closure to a cache;
+//! HTTP(S) server ([`cache`]). [`push()`] writes a closure to a cache;
 //! [`substitute`] makes paths valid from caches, verified, through
 //! [`kiln_store::store::Store::install`]; [`build`] decides which outputs
 //! of a build to ask the caches for.
