@@ -3,6 +3,7 @@
 
 mod build;
 mod bundle;
+mod cache;
 mod eval;
 mod fetchurl;
 mod gc;
