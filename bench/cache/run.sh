@@ -5,10 +5,10 @@
 #
 #   bench/cache/run.sh [SIZE_MB]     (default 480)
 #
-# The closure: 40 paths of SIZE_MB/40 MB each, half-compressible data
-# (a repeated random block mixed with fresh random bytes), one root
-# referring to all of them is not possible with `store add`, so the paths
-# are pushed and fetched as one list. Results: bench/runs/<date>-<host>/cache.txt
+# The closure: 40 paths (`kiln store add`) of SIZE_MB/40 MiB each, half
+# compressible (a repeated random MiB between fresh random MiBs), pushed
+# and fetched as one list of paths. KILN_CONF=FILE passes kiln settings
+# (e.g. `http-connections = 4`). Results: bench/runs/<date>-<host>/cache.txt
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 size_mb=${1:-480}
