@@ -3,7 +3,8 @@
 //!
 //! Starting from the targets, each `.drv` is read from the store and
 //! parsed. A derivation needs building when one of its outputs is not valid
-//! (or, for a target under `--check`, always). Only then are its input
+//! or is registered but has no files (deleted by hand: the build puts them
+//! back), or, for a target under `--check`, always. Only then are its input
 //! derivations visited: a valid output needs nothing below it, so a no-op
 //! build reads just the targets. The graph's edges are "needs the outputs
 //! of", restricted to derivations that need building.
@@ -119,6 +120,26 @@ impl Planner<'_> {
             .map_err(|e| BuildError::store("querying the database", e))
     }
 
+    /// Valid and with its files on disk.
+    fn is_present(&self, path: &StorePath) -> Result<bool, BuildError> {
+        self.store
+            .is_present(path)
+            .map_err(|e| BuildError::store("querying the database", e))
+    }
+
+    /// A valid path the build needs must have its files; one deleted by
+    /// hand cannot be rebuilt from here (no derivation is known for it).
+    fn require_files(&self, path: &StorePath, what: &str) -> Result<(), BuildError> {
+        if self.store.files_exist(path) {
+            return Ok(());
+        }
+        Err(BuildError::Other(format!(
+            "{what} {} is registered as valid but its files are missing from disk; \
+             run `kiln store verify --repair` (or add it again)",
+            self.store.print_path(path)
+        )))
+    }
+
     fn visit(&mut self, drv_path: &StorePath, check: bool) -> Result<Option<usize>, BuildError> {
         if let Some(&known) = self.index.get(drv_path) {
             return Ok(known);
@@ -136,6 +157,7 @@ impl Planner<'_> {
                 "{printed} is not a valid path in this store"
             )));
         }
+        self.require_files(drv_path, "the derivation")?;
         let drv = read_derivation(self.store, drv_path)?;
         drv.check_outputs(self.store.store_dir(), drv_path, &mut |input| {
             self.drv_hash(input)
@@ -145,7 +167,7 @@ impl Planner<'_> {
         self.outputs.insert(drv_path.clone(), outputs.clone());
         let mut all_valid = true;
         for path in outputs.values() {
-            if !self.is_valid(path)? {
+            if !self.is_present(path)? {
                 all_valid = false;
                 break;
             }
@@ -169,6 +191,7 @@ impl Planner<'_> {
                     self.store.print_path(src)
                 )));
             }
+            self.require_files(src, &format!("input source of {printed}:"))?;
         }
         let mut deps = Vec::new();
         for (input_drv, wanted) in &drv.input_drvs {

@@ -240,7 +240,7 @@ fn build_locked(
     let mut all_valid = true;
     for path in &paths {
         if !store
-            .is_valid(path)
+            .is_present(path)
             .map_err(|e| BuildError::store("querying the database", e))?
         {
             all_valid = false;

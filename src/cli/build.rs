@@ -166,6 +166,19 @@ pub fn run(global: &GlobalOpts, args: &BuildArgs) -> anyhow::Result<std::process
         };
     }
 
+    // The realisation rebuilds outputs whose files are gone; if one is
+    // still missing here (deleted again meanwhile), no `result` may point
+    // at nothing.
+    for (_drv, outputs) in &realised.outputs {
+        for path in outputs.values() {
+            if !store.files_exist(path) {
+                return Err(anyhow!(
+                    "output {} is registered but missing from disk; run `kiln store verify --repair`",
+                    store.print_path(path)
+                ));
+            }
+        }
+    }
     let mut stdout = String::new();
     let mut paths = 0;
     for (i, (_drv, outputs)) in realised.outputs.iter().enumerate() {
@@ -301,7 +314,7 @@ fn replace_symlink(target: &Path, link: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report_failure(drv: &str, failure: &Failure) {
+pub(crate) fn report_failure(drv: &str, failure: &Failure) {
     match failure {
         Failure::Build(BuildError::BuilderFailed {
             drv: _,

@@ -15,6 +15,7 @@ mod log;
 mod man;
 mod option;
 mod parse;
+mod repair;
 mod repl;
 mod shell;
 mod store;

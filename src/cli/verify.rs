@@ -17,17 +17,27 @@ use crate::cli::config::open_store;
 /// differs from the recorded one. Entries of the store directory that are
 /// not valid paths are listed as strays (they are not damage).
 ///
-/// Exits 1 when something is damaged.
+/// --repair puts back what it can: metadata is made canonical, and a path
+/// built by a derivation still in the store is rebuilt. Paths no
+/// derivation is known for (added files, `.drv` files) are reported with
+/// what to do instead. The store is verified again after repairing.
+///
+/// Exits 1 when something is (still) damaged.
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Examples:
   kiln store verify                       quick: existence, metadata, references
   kiln store verify --check-contents      also hash every path
+  kiln store verify --check-contents --repair   rebuild what rotted
   kiln store verify --json")]
 pub struct VerifyArgs {
     /// Hash every valid path and compare with the recorded NAR hash.
     #[arg(long)]
     check_contents: bool,
+    /// Repair damaged paths: canonicalise metadata, rebuild from the
+    /// deriver.
+    #[arg(long)]
+    repair: bool,
     /// Print one JSON object: `checked`, `problems`, `strays`.
     #[arg(long)]
     json: bool,
@@ -38,10 +48,22 @@ pub fn run(global: &GlobalOpts, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let options = VerifyOptions {
         check_contents: args.check_contents,
     };
-    let report = verify_store(&store, options)?;
+    let mut report = verify_store(&store, options)?;
+    let mut repaired = None;
+    if args.repair && report.is_damaged() {
+        let outcomes = crate::cli::repair::repair(&store, &report);
+        report = verify_store(&store, options)?;
+        repaired = Some(outcomes);
+    }
     if args.json {
         let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, &report_json(&store, &report))?;
+        let mut json = report_json(&store, &report);
+        if let Some(outcomes) = &repaired {
+            json.as_object_mut()
+                .expect("an object")
+                .insert("repairs".into(), repairs_json(&store, outcomes));
+        }
+        serde_json::to_writer_pretty(&mut out, &json)?;
         writeln!(out)?;
     } else {
         print_report(&store, &report);
@@ -136,4 +158,27 @@ fn report_json(store: &Store, report: &VerifyReport) -> Value {
         "problems": problems,
         "strays": strays,
     })
+}
+
+fn repairs_json(
+    store: &Store,
+    outcomes: &std::collections::BTreeMap<kiln_store::StorePath, crate::cli::repair::Outcome>,
+) -> Value {
+    use crate::cli::repair::Outcome;
+    let list: Vec<Value> = outcomes
+        .iter()
+        .map(|(path, outcome)| {
+            let path = store.print_path(path);
+            match outcome {
+                Outcome::Canonicalised => {
+                    json!({ "path": path, "repaired": true, "how": "canonicalised" })
+                }
+                Outcome::Rebuilt(drv) => {
+                    json!({ "path": path, "repaired": true, "how": "rebuilt", "deriver": drv })
+                }
+                Outcome::Cannot(why) => json!({ "path": path, "repaired": false, "reason": why }),
+            }
+        })
+        .collect();
+    json!(list)
 }

@@ -80,9 +80,10 @@ fn answer(store: &Store, receiver: &Receiver<Vec<StorePath>>) -> Result<Vec<bool
     let mut answers = Vec::new();
     while let Ok(batch) = receiver.recv() {
         // Held against a collector before asking: a path found valid here
-        // is not written again at the flush.
+        // is not written again at the flush. A `.drv` registered but
+        // deleted by hand counts as not valid, so the flush writes it back.
         store.add_temp_roots(&batch)?;
-        let valid = store.valid_among(&batch)?;
+        let valid = store.present_among(&batch)?;
         answers.extend(valid);
     }
     Ok(answers)

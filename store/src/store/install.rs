@@ -16,8 +16,11 @@
 //!    a path between the validity check below and the caller's use of it.
 //! 1. **Lock and skip.** Take each path's lock ([`Locking::Take`]; a build
 //!    already holds its outputs' locks and says [`Locking::HeldByCaller`])
-//!    and drop the paths that are valid already: their files are never
-//!    touched again.
+//!    and drop the paths that are valid already and have their files:
+//!    those are never touched again. A path that is registered but whose
+//!    files are gone (deleted by hand) is installed again: its files are
+//!    put back and its row updated, which is how a build or an add
+//!    repairs it.
 //!    Then every `.drv` of the batch is **checked**: its output paths must
 //!    follow from its contents (`store/drv_check.rs`); a mismatch fails the
 //!    install before anything is written.
@@ -116,7 +119,7 @@ impl Store {
             Locking::Take => self.lock_paths(batch.iter().map(|p| &p.info.path))?,
             Locking::HeldByCaller => Vec::new(),
         };
-        let valid = self.valid_among(
+        let valid = self.present_among(
             &batch
                 .iter()
                 .map(|p| p.info.path.clone())
@@ -164,6 +167,8 @@ impl Store {
         for (new, from) in batch.iter().zip(&staged) {
             let target = self.real_path(&new.info.path);
             if fs::symlink_metadata(&target).is_ok() {
+                // Present paths were dropped above, so this is an
+                // unregistered leftover (or what a repair moved aside).
                 tracing::info!("replacing unregistered leftover {}", target.display());
                 remove_tree(&target)?;
             }
@@ -201,6 +206,17 @@ impl Store {
     pub fn valid_among(&self, paths: &[StorePath]) -> Result<Vec<bool>, StoreError> {
         let printed: Vec<String> = paths.iter().map(|p| self.print_path(p)).collect();
         Ok(self.db.valid_among(&printed)?)
+    }
+
+    /// Which of `paths` are valid *and* have files on disk, in their order
+    /// (see [`Store::is_present`]).
+    pub fn present_among(&self, paths: &[StorePath]) -> Result<Vec<bool>, StoreError> {
+        let valid = self.valid_among(paths)?;
+        Ok(paths
+            .iter()
+            .zip(valid)
+            .map(|(path, valid)| valid && self.files_exist(path))
+            .collect())
     }
 
     /// The locks of `paths`, taken in path order.

@@ -1,4 +1,5 @@
 //! Store maintenance: verify and repair, why-depends, path-info sizes,
 //! optimise, read-only stores.
 
+mod repair;
 mod verify;
