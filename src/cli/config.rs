@@ -72,6 +72,16 @@ pub fn open_store(global: &GlobalOpts) -> anyhow::Result<Store> {
     Store::open(config).with_context(|| format!("opening the store at root {}", root.display()))
 }
 
+/// Open the store for a command that only reads it (`path-info`, `query`,
+/// `why-depends`, `verify` without `--repair`, …): the database read-only,
+/// so other users can read a root-owned store.
+pub fn open_store_read_only(global: &GlobalOpts) -> anyhow::Result<Store> {
+    let config = store_config(global)?;
+    let root = config.root.clone();
+    Store::open_read_only(config)
+        .with_context(|| format!("opening the store at root {} to read", root.display()))
+}
+
 /// The derivations known to have built (or to declare) the output `path`:
 /// the deriver its registration records first, then every valid `.drv`
 /// that names it as an output. Empty when the store knows none.

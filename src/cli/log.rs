@@ -16,7 +16,7 @@ use kiln_store::StorePath;
 use kiln_store::store::Store;
 
 use crate::cli::GlobalOpts;
-use crate::cli::config::{derivers, open_store, parse_store_path_arg};
+use crate::cli::config::{derivers, open_store_read_only, parse_store_path_arg};
 use crate::cli::installable::{SourceArgs, instantiate};
 use crate::exit;
 
@@ -45,7 +45,7 @@ pub struct LogArgs {
 }
 
 pub fn run(global: &GlobalOpts, args: &LogArgs) -> anyhow::Result<std::process::ExitCode> {
-    let store = open_store(global)?;
+    let store = open_store_read_only(global)?;
     // A file (not a store path) is evaluated even without -A.
     let is_file = |arg: &String| {
         parse_store_path_arg(store.config(), arg).is_err() && std::path::Path::new(arg).exists()

@@ -14,7 +14,7 @@ use kiln_store::{FileIngestionMethod, HashAlgo, StorePath};
 use serde_json::{Value, json};
 
 use crate::cli::GlobalOpts;
-use crate::cli::config::{open_store, parse_store_path_arg, store_config};
+use crate::cli::config::{open_store, open_store_read_only, parse_store_path_arg, store_config};
 use crate::exit;
 
 mod query;
@@ -286,7 +286,7 @@ fn dump(global: &GlobalOpts, args: DumpArgs) -> anyhow::Result<()> {
     let config = store_config(global)?;
     let source = match parse_store_path_arg(&config, &args.path) {
         Ok(_) => {
-            let store = Store::open(config)?;
+            let store = Store::open_read_only(config)?;
             let path = valid_path(&store, &args.path)?;
             store.real_path(&path)
         }
@@ -325,7 +325,7 @@ fn restore(args: RestoreArgs) -> anyhow::Result<()> {
 }
 
 fn path_info(global: &GlobalOpts, args: PathInfoArgs) -> anyhow::Result<()> {
-    let store = open_store(global)?;
+    let store = open_store_read_only(global)?;
     let mut paths = BTreeSet::new();
     for arg in &args.paths {
         paths.insert(valid_path(&store, arg)?);

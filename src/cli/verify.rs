@@ -9,7 +9,7 @@ use kiln_store::verify::{Problem, VerifyOptions, VerifyReport, verify_store};
 use serde_json::{Value, json};
 
 use crate::cli::GlobalOpts;
-use crate::cli::config::open_store;
+use crate::cli::config::{open_store, open_store_read_only};
 
 /// Check the store against its database: valid paths missing on disk,
 /// metadata that is not canonical (mode, mtime, owner, xattrs), references
@@ -44,7 +44,11 @@ pub struct VerifyArgs {
 }
 
 pub fn run(global: &GlobalOpts, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(global)?;
+    let store = if args.repair {
+        open_store(global)?
+    } else {
+        open_store_read_only(global)?
+    };
     let options = VerifyOptions {
         check_contents: args.check_contents,
     };

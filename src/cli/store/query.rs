@@ -13,7 +13,7 @@ use kiln_store::store::Store;
 
 use super::valid_path;
 use crate::cli::GlobalOpts;
-use crate::cli::config::open_store;
+use crate::cli::config::open_store_read_only;
 use crate::exit;
 
 /// Query the reference graph of valid paths (like `nix-store --query`).
@@ -91,7 +91,7 @@ pub fn run(global: &GlobalOpts, args: QueryArgs) -> anyhow::Result<()> {
             "--include-outputs goes with --requisites only"
         )));
     }
-    let store = open_store(global)?;
+    let store = open_store_read_only(global)?;
     let mut roots = Vec::new();
     for arg in &args.paths {
         let path = valid_path(&store, arg)?;

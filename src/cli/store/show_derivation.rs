@@ -12,7 +12,7 @@ use kiln_store::{Derivation, StorePath};
 
 use super::valid_path;
 use crate::cli::GlobalOpts;
-use crate::cli::config::{derivers, open_store, parse_store_path_arg};
+use crate::cli::config::{derivers, open_store_read_only, parse_store_path_arg};
 use crate::exit;
 
 /// Print derivations as JSON, like `nix show-derivation`.
@@ -31,7 +31,7 @@ pub struct ShowDerivationArgs {
 }
 
 pub fn run(global: &GlobalOpts, args: ShowDerivationArgs) -> anyhow::Result<()> {
-    let store = open_store(global)?;
+    let store = open_store_read_only(global)?;
     let mut drvs = Vec::new();
     for arg in &args.drvs {
         let path = derivation_of(&store, arg)?;

@@ -47,6 +47,14 @@ pub enum DbError {
         found: u32,
         supported: u32,
     },
+    #[error(
+        "database {path} has schema version {found}, older than this kiln's ({supported}), and it cannot be upgraded read-only; run a kiln command that writes (e.g. `kiln store gc --dry-run`) as the store's owner once"
+    )]
+    OlderSchemaReadOnly {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     #[error("cannot register {referrer}: its reference {reference} is not a valid path")]
     UnknownReference { referrer: String, reference: String },
     #[error("{path} is not a valid path")]
@@ -107,7 +115,45 @@ impl Database {
             .map_err(err("enabling WAL"))?;
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
             .map_err(err("setting pragmas"))?;
+        persist_wal(&conn);
         migrate(path, &mut conn)?;
+        Ok(Database {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Open an existing database for reading only (`SQLITE_OPEN_READ_ONLY`):
+    /// what read-only commands use, so that a user who cannot write a
+    /// root-owned store can still query it. Nothing is created or migrated;
+    /// an older schema is refused with what to do. Needs the `-wal` and
+    /// `-shm` files to exist, which writers keep (see `persist_wal`).
+    pub fn open_read_only(path: &Path) -> Result<Database, DbError> {
+        use rusqlite::OpenFlags;
+        let err = sqlite_err(path);
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err("opening read-only"))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(err("setting busy timeout"))?;
+        let found = user_version(&conn).map_err(err("reading user_version"))?;
+        let supported = schema::current_version();
+        if found > supported {
+            return Err(DbError::NewerSchema {
+                path: path.to_path_buf(),
+                found,
+                supported,
+            });
+        }
+        if found < supported {
+            return Err(DbError::OlderSchemaReadOnly {
+                path: path.to_path_buf(),
+                found,
+                supported,
+            });
+        }
         Ok(Database {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
@@ -417,6 +463,27 @@ fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
 /// Apply the migrations this database has not had yet. The version is read
 /// again inside the write transaction, so two processes opening a fresh
 /// store at once migrate it once.
+/// Keep the `-wal` file (and so the `-shm` file) when the last
+/// connection closes (`SQLITE_FCNTL_PERSIST_WAL`): a reader that cannot
+/// write the database directory can only open a WAL database whose `-shm`
+/// and `-wal` files exist. Best effort: without it, readers fall back to
+/// an error that says so.
+fn persist_wal(conn: &Connection) {
+    let mut on: std::ffi::c_int = 1;
+    // SAFETY: the handle is a live connection owned by `conn` for the
+    // duration of the call; "main" is a NUL-terminated schema name; the
+    // argument of SQLITE_FCNTL_PERSIST_WAL is a pointer to an int, which
+    // `on` is and outlives the call.
+    unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&raw mut on).cast(),
+        );
+    }
+}
+
 fn migrate(path: &Path, conn: &mut Connection) -> Result<(), DbError> {
     let err = sqlite_err(path);
     let supported = schema::current_version();

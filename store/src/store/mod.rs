@@ -208,6 +208,27 @@ impl Store {
         })
     }
 
+    /// Open the store for reading only: the database is opened read-only
+    /// and nothing is created, so a user who cannot write a root-owned
+    /// store can still query it. A store that does not exist yet is
+    /// opened (and so created) as [`Store::open`] does. Writing through
+    /// the result fails with SQLite's read-only error.
+    pub fn open_read_only(config: StoreConfig) -> Result<Store, StoreError> {
+        let db_path = config.db_path();
+        if !db_path.exists() {
+            return Store::open(config);
+        }
+        let physical_store_dir = config.physical_store_dir();
+        let db = Database::open_read_only(&db_path)?;
+        Ok(Store {
+            config,
+            physical_store_dir,
+            db,
+            swept_temp: std::sync::atomic::AtomicBool::new(false),
+            temp_roots: Default::default(),
+        })
+    }
+
     pub fn config(&self) -> &StoreConfig {
         &self.config
     }

@@ -1,5 +1,6 @@
 //! Store maintenance: verify and repair, why-depends, path-info sizes,
 //! optimise, read-only stores.
 
+mod read_only;
 mod repair;
 mod verify;
