@@ -49,7 +49,8 @@ pub mod record;
 pub mod register;
 pub mod sandbox;
 pub mod sandbox_paths;
-pub mod scan;
+/// The reference scanner lives in the store (`why-depends --precise` uses it too).
+pub use kiln_store::scan;
 pub mod schedule;
 pub mod supervise;
 

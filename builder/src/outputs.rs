@@ -111,7 +111,9 @@ pub fn process_outputs(
             .map_err(|e| BuildError::store(format!("canonicalising output {name}"), e))?;
 
         let mut scanner = RefScanner::new(by_hash.keys().copied());
-        scanner.scan_path(&scratch)?;
+        scanner
+            .scan_path(&scratch)
+            .map_err(|e| BuildError::store(format!("scanning output {name} for references"), e))?;
         let references: BTreeSet<StorePath> = scanner
             .found()
             .iter()

@@ -21,6 +21,7 @@ mod shell;
 mod store;
 mod substitute;
 mod verify;
+mod why_depends;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -111,6 +112,8 @@ pub enum Command {
     /// Write the man pages or the Markdown command reference.
     #[command(hide = true)]
     Man(man::ManArgs),
+    /// Show why a store path depends on another (the chain of references).
+    WhyDepends(why_depends::WhyDependsArgs),
 }
 
 /// The whole command line as clap sees it. Help is `--help` (and `kiln
@@ -188,6 +191,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shell(args) => shell::shell(&cli.global, &args),
         Command::Run(args) => shell::run(&cli.global, &args),
         Command::Setup(args) => shell::setup(&cli.global, &args),
+        Command::WhyDepends(args) => why_depends::run(&cli.global, &args),
     }
 }
 

@@ -4,3 +4,4 @@
 mod read_only;
 mod repair;
 mod verify;
+mod why_depends;

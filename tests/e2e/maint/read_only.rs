@@ -81,6 +81,8 @@ fn nobody_reads_a_root_owned_store() {
     let dumped = ok(&["store", "dump", &dep]);
     assert!(dumped.contains("dependency"));
     assert_eq!(ok(&["eval", "--expr", "1 + 1"]).trim(), "2");
+    let why = ok(&["why-depends", "--precise", &user, &dep]);
+    assert!(why.contains(&format!("→ {dep}")), "{why}");
 
     // Writing is refused with an error, not a crash, and changes nothing.
     let out = as_nobody(&env, &home, &["store", "gc"]).unwrap();

@@ -19,8 +19,8 @@ use std::path::Path;
 
 use rustc_hash::FxHashSet;
 
-use crate::error::BuildError;
-use kiln_store::nixbase32::ALPHABET;
+use crate::nixbase32::ALPHABET;
+use crate::store::StoreError;
 
 /// Length of a store path's hash part in characters.
 pub const HASH_PART_LEN: usize = 32;
@@ -115,25 +115,170 @@ impl RefScanner {
 
     /// Search everything under `path` that goes into its NAR: file contents,
     /// symlink targets, entry names. Does not follow symlinks.
-    pub fn scan_path(&mut self, path: &Path) -> Result<(), BuildError> {
-        let meta = std::fs::symlink_metadata(path).map_err(|e| BuildError::io(path, e))?;
+    pub fn scan_path(&mut self, path: &Path) -> Result<(), StoreError> {
+        let io = || StoreError::io("scanning", path);
+        let meta = std::fs::symlink_metadata(path).map_err(io())?;
         let ft = meta.file_type();
         if ft.is_symlink() {
-            let target = std::fs::read_link(path).map_err(|e| BuildError::io(path, e))?;
+            let target = std::fs::read_link(path).map_err(io())?;
             self.scan_bytes(target.as_os_str().as_encoded_bytes());
         } else if ft.is_dir() {
-            let entries = std::fs::read_dir(path).map_err(|e| BuildError::io(path, e))?;
+            let entries = std::fs::read_dir(path).map_err(io())?;
             for entry in entries {
-                let entry = entry.map_err(|e| BuildError::io(path, e))?;
+                let entry = entry.map_err(io())?;
                 self.scan_bytes(entry.file_name().as_encoded_bytes());
                 self.scan_path(&entry.path())?;
             }
         } else if ft.is_file() {
-            let file = File::open(path).map_err(|e| BuildError::io(path, e))?;
-            self.scan_reader(file)
-                .map_err(|e| BuildError::io(path, e))?;
+            let file = File::open(path).map_err(io())?;
+            self.scan_reader(file).map_err(io())?;
         }
         Ok(())
+    }
+}
+
+/// Where a hash part occurs in a tree: for `why-depends --precise`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occurrence {
+    /// The file, relative to the tree's top (empty for the top itself).
+    pub file: std::path::PathBuf,
+    /// What holds it: a file's contents or a symlink's target.
+    pub in_target: bool,
+    /// Byte offset of the hash part in the contents (or target).
+    pub offset: u64,
+    /// Up to `margin` bytes before the hash, the hash, up to `margin`
+    /// after.
+    pub context: Vec<u8>,
+    /// Where the hash part starts in `context`.
+    pub hash_at: usize,
+}
+
+/// Every occurrence of `hash` under `path` (file contents and symlink
+/// targets, entries in name order; no symlink is followed), each with
+/// `margin` bytes of context on both sides. Files are read in chunks, so
+/// their size does not matter.
+pub fn find_occurrences(
+    path: &Path,
+    hash: &HashPart,
+    margin: usize,
+) -> Result<Vec<Occurrence>, StoreError> {
+    let mut found = Vec::new();
+    occurrences_in(path, std::path::Path::new(""), hash, margin, &mut found)?;
+    Ok(found)
+}
+
+fn occurrences_in(
+    path: &Path,
+    rel: &Path,
+    hash: &HashPart,
+    margin: usize,
+    found: &mut Vec<Occurrence>,
+) -> Result<(), StoreError> {
+    let io = || StoreError::io("scanning", path);
+    let meta = std::fs::symlink_metadata(path).map_err(io())?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = std::fs::read_link(path).map_err(io())?;
+        let mut hits = Vec::new();
+        search(
+            &mut target.as_os_str().as_encoded_bytes(),
+            hash,
+            margin,
+            &mut hits,
+        )
+        .map_err(io())?;
+        found.extend(
+            hits.into_iter()
+                .map(|(offset, context, hash_at)| Occurrence {
+                    file: rel.to_path_buf(),
+                    in_target: true,
+                    offset,
+                    context,
+                    hash_at,
+                }),
+        );
+    } else if ft.is_dir() {
+        let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(path)
+            .map_err(io())?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(io())?;
+        names.sort();
+        for name in names {
+            occurrences_in(&path.join(&name), &rel.join(&name), hash, margin, found)?;
+        }
+    } else if ft.is_file() {
+        let mut file = File::open(path).map_err(io())?;
+        let mut hits = Vec::new();
+        search(&mut file, hash, margin, &mut hits).map_err(io())?;
+        found.extend(
+            hits.into_iter()
+                .map(|(offset, context, hash_at)| Occurrence {
+                    file: rel.to_path_buf(),
+                    in_target: false,
+                    offset,
+                    context,
+                    hash_at,
+                }),
+        );
+    }
+    Ok(())
+}
+
+/// Search a stream for `hash`: (offset, context, where the hash starts in
+/// the context) of each occurrence. Keeps at most a chunk plus the margins
+/// in memory.
+fn search(
+    reader: &mut impl Read,
+    hash: &HashPart,
+    margin: usize,
+    hits: &mut Vec<(u64, Vec<u8>, usize)>,
+) -> std::io::Result<()> {
+    const CHUNK: usize = 256 * 1024;
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + 2 * margin + HASH_PART_LEN);
+    // File offset of buf[0]; where the next search starts in buf.
+    let mut base = 0u64;
+    let mut next = 0usize;
+    let mut chunk = vec![0u8; CHUNK];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let eof = n == 0;
+        buf.extend_from_slice(&chunk[..n]);
+        while next + HASH_PART_LEN <= buf.len() {
+            let Some(at) = buf[next..]
+                .windows(HASH_PART_LEN)
+                .position(|w| w == hash.as_slice())
+            else {
+                next = buf.len() + 1 - HASH_PART_LEN;
+                break;
+            };
+            let i = next + at;
+            let end = i + HASH_PART_LEN + margin;
+            if end > buf.len() && !eof {
+                // Wait for the rest of the context.
+                next = i;
+                break;
+            }
+            let start = i.saturating_sub(margin);
+            hits.push((
+                base + i as u64,
+                buf[start..end.min(buf.len())].to_vec(),
+                i - start,
+            ));
+            next = i + HASH_PART_LEN;
+        }
+        if eof {
+            return Ok(());
+        }
+        // Keep what the next match may need as its left context.
+        let keep_from = next.saturating_sub(margin);
+        buf.drain(..keep_from);
+        base += keep_from as u64;
+        next -= keep_from;
     }
 }
 
@@ -158,6 +303,49 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn occurrences_have_their_file_offset_and_context_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(out.join("bin")).unwrap();
+        // One hit in the first bytes, one spanning the 256 KiB chunk border.
+        let mut big = format!("ab{A}cd").into_bytes();
+        big.resize(256 * 1024 - 10, b'.');
+        big.extend_from_slice(format!("<{A}>tail").as_bytes());
+        std::fs::write(out.join("bin/prog"), &big).unwrap();
+        std::os::unix::fs::symlink(format!("/kiln/store/{A}-x"), out.join("link")).unwrap();
+        std::fs::write(out.join("other"), B).unwrap();
+        let hash = hash_part(A).unwrap();
+        let hits = find_occurrences(&out, &hash, 4).unwrap();
+        let summary: Vec<(String, bool, u64, String, usize)> = hits
+            .iter()
+            .map(|o| {
+                (
+                    o.file.display().to_string(),
+                    o.in_target,
+                    o.offset,
+                    String::from_utf8(o.context.clone()).unwrap(),
+                    o.hash_at,
+                )
+            })
+            .collect();
+        let border = 256 * 1024 - 10 + 1;
+        assert_eq!(
+            summary,
+            vec![
+                ("bin/prog".into(), false, 2, format!("ab{A}cd.."), 2),
+                (
+                    "bin/prog".into(),
+                    false,
+                    border as u64,
+                    format!("...<{A}>tai"),
+                    4
+                ),
+                ("link".into(), true, 12, format!("ore/{A}-x"), 4),
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,176 @@
+//! `kiln why-depends PATH DEP`: the chain of references from PATH to DEP,
+//! and with `--precise` where each reference sits in the files.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+use clap::Args;
+use kiln_store::StorePath;
+use kiln_store::scan::{Occurrence, find_occurrences, hash_part};
+use kiln_store::store::Store;
+use serde_json::{Value, json};
+
+use crate::cli::GlobalOpts;
+use crate::cli::config::{open_store_read_only, parse_store_path_arg};
+use crate::exit;
+
+/// Bytes of context shown on each side of a reference.
+const MARGIN: usize = 32;
+
+/// Show why PATH depends on DEP: the shortest chain of references from
+/// PATH to DEP, one path a line, as `nix why-depends` draws it.
+///
+/// With --precise, each step also shows every file of the referrer that
+/// holds the reference, with the bytes around it (non-printable bytes as
+/// `.`). Exits 1 (saying so) when DEP is not in PATH's closure.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  kiln why-depends ./result /kiln/store/<hash>-glibc-2.39
+  kiln why-depends --precise ./result /kiln/store/<hash>-zlib-1.3
+  kiln why-depends --json ./result ./result-dev")]
+pub struct WhyDependsArgs {
+    /// The path whose closure is searched.
+    #[arg(value_name = "PATH")]
+    path: String,
+    /// The dependency to explain.
+    #[arg(value_name = "DEP")]
+    dep: String,
+    /// Show the files holding each reference and the bytes around it.
+    #[arg(long)]
+    precise: bool,
+    /// Print the chain as a JSON array (with --precise, each step's hits).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(global: &GlobalOpts, args: &WhyDependsArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store_read_only(global)?;
+    let path = valid(&store, &args.path)?;
+    let dep = valid(&store, &args.dep)?;
+    let Some(chain) = shortest_chain(&store, &path, &dep)? else {
+        crate::say!(
+            "'{}' does not depend on '{}'",
+            store.print_path(&path),
+            store.print_path(&dep)
+        );
+        return Ok(ExitCode::from(1));
+    };
+    // For each step after the first, where the previous path refers to it.
+    let mut hits: Vec<Vec<Occurrence>> = Vec::new();
+    if args.precise {
+        for pair in chain.windows(2) {
+            let hash = hash_part(pair[1].hash_part_str())
+                .ok_or_else(|| anyhow!("{} has no hash part", store.print_path(&pair[1])))?;
+            hits.push(find_occurrences(&store.real_path(&pair[0]), &hash, MARGIN)?);
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let steps: Vec<Value> = chain
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut step = json!({ "path": store.print_path(p) });
+                if args.precise && i > 0 {
+                    let list: Vec<Value> = hits[i - 1]
+                        .iter()
+                        .map(|o| {
+                            json!({
+                                "file": o.file.display().to_string(),
+                                "symlinkTarget": o.in_target,
+                                "offset": o.offset,
+                                "context": printable(&o.context),
+                            })
+                        })
+                        .collect();
+                    step["referencedFrom"] = json!(list);
+                }
+                step
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &steps)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "{}", store.print_path(&chain[0]))?;
+    for (i, p) in chain.iter().enumerate().skip(1) {
+        let indent = "    ".repeat(i - 1);
+        if args.precise {
+            for o in &hits[i - 1] {
+                writeln!(out, "{indent}└───{}", render_hit(o))?;
+            }
+            writeln!(out, "{indent}    → {}", store.print_path(p))?;
+        } else {
+            writeln!(out, "{indent}└───{}", store.print_path(p))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn valid(store: &Store, arg: &str) -> anyhow::Result<StorePath> {
+    let path = parse_store_path_arg(store.config(), arg)?;
+    if !store.is_valid(&path)? {
+        return Err(exit::user(anyhow!(
+            "{arg}: {} is not a valid path in this store",
+            store.print_path(&path)
+        )));
+    }
+    Ok(path)
+}
+
+/// Breadth-first over references: the shortest chain from `from` to `to`
+/// (ties broken by path order, so the answer is stable).
+fn shortest_chain(
+    store: &Store,
+    from: &StorePath,
+    to: &StorePath,
+) -> anyhow::Result<Option<Vec<StorePath>>> {
+    let mut parent: BTreeMap<StorePath, Option<StorePath>> = BTreeMap::new();
+    parent.insert(from.clone(), None);
+    let mut queue = VecDeque::from([from.clone()]);
+    while let Some(current) = queue.pop_front() {
+        if &current == to {
+            let mut chain = vec![current];
+            while let Some(Some(up)) = parent.get(chain.last().expect("non-empty")) {
+                chain.push(up.clone());
+            }
+            chain.reverse();
+            return Ok(Some(chain));
+        }
+        for reference in store.references(&current)? {
+            if !parent.contains_key(&reference) {
+                parent.insert(reference.clone(), Some(current.clone()));
+                queue.push_back(reference);
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// `FILE: …context…` (`FILE -> …target…` for a symlink).
+fn render_hit(o: &Occurrence) -> String {
+    let file = if o.file.as_os_str().is_empty() {
+        ".".to_string()
+    } else {
+        o.file.display().to_string()
+    };
+    let sep = if o.in_target { " ->" } else { ":" };
+    format!("{file}{sep} …{}…", printable(&o.context))
+}
+
+/// The bytes as text, each byte outside printable ASCII as `.`.
+fn printable(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '.'
+            }
+        })
+        .collect()
+}
