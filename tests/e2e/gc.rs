@@ -155,7 +155,7 @@ fn a_running_build_holds_temp_roots_on_its_output_and_inputs() {
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !crate::kit::process_running("sleep 3.17") {
+    while !crate::kit::command_running("sleep 3.17") {
         assert!(
             std::time::Instant::now() < deadline,
             "the build never started"

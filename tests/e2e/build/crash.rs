@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::kit::{DrvKit, Spec, process_running, read, require_bwrap};
+use crate::kit::{DrvKit, Spec, command_running, process_running, read, require_bwrap};
 
 #[test]
 fn sigkill_during_a_build_leaves_a_consistent_store() {
@@ -24,7 +24,7 @@ fn sigkill_during_a_build_leaves_a_consistent_store() {
         .unwrap();
     // Wait until the builder runs, then kill kiln itself.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !process_running("sleep 2.71") {
+    while !command_running("sleep 2.71") {
         assert!(Instant::now() < deadline, "the build never started");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -32,7 +32,7 @@ fn sigkill_during_a_build_leaves_a_consistent_store() {
     child.wait().unwrap();
     // The sandbox died with kiln.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while process_running("sleep 2.71") {
+    while command_running("sleep 2.71") {
         assert!(Instant::now() < deadline, "the builder survived kiln");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::kit::{DrvKit, Spec, process_running};
+use crate::kit::{DrvKit, Spec, command_running};
 
 #[test]
 fn print_build_logs_prefixes_lines() {
@@ -69,7 +69,7 @@ fn log_shows_what_a_running_and_then_killed_build_printed() {
     let stderr = wait_for_log(&kit, &drv_path, expected, Duration::from_secs(15));
     let shown_after = started.elapsed();
     assert!(child.try_wait().unwrap().is_none(), "the build ended early");
-    assert!(process_running("sleep 31.41"), "the builder is not running");
+    assert!(command_running("sleep 31.41"), "the builder is not running");
     assert!(stderr.contains("is incomplete"), "{stderr}");
     wait_for_log(&kit, &out_path, expected, Duration::from_secs(5));
 
@@ -77,7 +77,7 @@ fn log_shows_what_a_running_and_then_killed_build_printed() {
     child.kill().unwrap();
     child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while process_running("sleep 31.41") {
+    while command_running("sleep 31.41") {
         assert!(Instant::now() < deadline, "the builder survived kiln");
         std::thread::sleep(Duration::from_millis(20));
     }

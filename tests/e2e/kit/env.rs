@@ -138,6 +138,22 @@ pub fn read(path: &Path) -> String {
 }
 
 /// Whether a process whose command line contains `marker` runs on the host.
+/// Whether a running process's command line (arguments joined by spaces)
+/// starts with `command`: `sleep 2.71` is the builder's `sleep`, not the
+/// bwrap whose arguments hold the whole build script (that one exists from
+/// before the builder starts, while the sandbox is still being set up).
+pub fn command_running(command: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .starts_with(command)
+            })
+            .unwrap_or(false)
+    })
+}
+
 pub fn process_running(marker: &str) -> bool {
     std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
         std::fs::read(e.path().join("cmdline"))

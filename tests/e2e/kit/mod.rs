@@ -12,7 +12,9 @@ mod prng;
 mod pty;
 
 pub use drv::{DrvKit, STORE_DIR, Spec};
-pub use env::{KILN_ENV_VARS, TestEnv, process_running, read, require_bwrap, which};
+pub use env::{
+    KILN_ENV_VARS, TestEnv, command_running, process_running, read, require_bwrap, which,
+};
 pub use http::Server;
 pub use prng::Prng;
 pub use pty::Pty;
