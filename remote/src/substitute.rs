@@ -483,6 +483,10 @@ impl Substituters {
                 info.nar_size
             )));
         }
+        // Make the files durable now, on this worker, while other paths
+        // are still downloading: the install's own sync then finds them
+        // clean instead of writing the whole closure back at the end.
+        kiln_store::durable::sync_tree(&target)?;
         observer.fetched(&store.print_path(&info.path), &source.cache.url);
         Ok(tmp)
     }
