@@ -51,9 +51,9 @@ pub enum ErrorKind {
     DivisionByZero,
     #[error("integer overflow in {0}")]
     IntegerOverflow(&'static str),
-    #[error("function '{function}' called without required argument '{name}'")]
+    #[error("{function} called without required argument '{name}'")]
     MissingArgument { function: String, name: String },
-    #[error("function '{function}' called with unexpected argument '{name}'")]
+    #[error("{function} called with unexpected argument '{name}'")]
     UnexpectedArgument { function: String, name: String },
     #[error("cannot coerce {0} to a string")]
     NotCoercibleToString(&'static str),

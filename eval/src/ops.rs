@@ -149,24 +149,20 @@ pub fn equal(m: &mut Machine, l: &Value, r: &Value) -> EvalResult<bool> {
         (Value::Bool(a), Value::Bool(b)) => a == b,
         (Value::String(a), Value::String(b)) => a.as_str() == b.as_str(),
         (Value::Path(a), Value::Path(b)) => a == b,
+        // No shortcut for the very same list or set (Nix 2.8 compares the
+        // two operands' elements, forcing each, also in `x == x`).
         (Value::List(a), Value::List(b)) => {
-            if a.ptr_eq(b) {
-                return Ok(true);
-            }
             if a.len() != b.len() {
                 return Ok(false);
             }
             for (x, y) in a.iter().zip(b.iter()) {
-                if !same_value(x, y) && !equal(m, x, y)? {
+                if !elements_equal(m, x, y)? {
                     return Ok(false);
                 }
             }
             true
         }
         (Value::Attrs(a), Value::Attrs(b)) => {
-            if a.ptr_eq(b) {
-                return Ok(true);
-            }
             if is_derivation(m, a)?
                 && is_derivation(m, b)?
                 && let (Some(x), Some(y)) = (a.get(m.sym.out_path), b.get(m.sym.out_path))
@@ -193,7 +189,7 @@ pub fn equal(m: &mut Machine, l: &Value, r: &Value) -> EvalResult<bool> {
                 return Ok(false);
             }
             for (x, y) in &pairs {
-                if !same_value(x, y) && !equal(m, x, y)? {
+                if !elements_equal(m, x, y)? {
                     return Ok(false);
                 }
             }
@@ -201,6 +197,18 @@ pub fn equal(m: &mut Machine, l: &Value, r: &Value) -> EvalResult<bool> {
         }
         _ => false,
     })
+}
+
+/// Two elements of lists or sets being compared, as Nix 2.8's `eqValues`:
+/// both are forced, then the very same value is equal (a function too),
+/// else they are compared.
+fn elements_equal(m: &mut Machine, x: &Value, y: &Value) -> EvalResult<bool> {
+    let fx = m.force(x)?;
+    let fy = m.force(y)?;
+    if same_value(x, y) || same_value(&fx, &fy) {
+        return Ok(true);
+    }
+    equal(m, &fx, &fy)
 }
 
 /// The very same value object (Nix compares container elements by

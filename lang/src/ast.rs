@@ -183,6 +183,10 @@ pub struct Bindings {
     /// The `e` of each `inherit (e) …;`, once per clause; referenced by
     /// [`AttrValue::InheritFrom`] so the evaluator can evaluate `e` once.
     pub inherit_from: Vec<Expr>,
+    /// The position Nix 2.8 gives each inherited attribute
+    /// (`unsafeGetAttrPos`): where the `inherit` keyword, or its `(e)`,
+    /// ends, not where the name is written.
+    pub inherit_positions: Vec<(Symbol, Span)>,
 }
 
 /// One static attribute.

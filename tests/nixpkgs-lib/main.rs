@@ -35,8 +35,13 @@ macro_rules! say {
 
 const KILN: &str = env!("CARGO_BIN_EXE_kiln");
 
+/// `../shared/conformance/nixpkgs-lib-2022` beside the checkout, or
+/// `$KILN_SHARED/conformance/nixpkgs-lib-2022` (a worktree elsewhere).
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/nixpkgs-lib-2022")
+    let shared = std::env::var_os("KILN_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    shared.join("conformance/nixpkgs-lib-2022")
 }
 
 fn shim_dir() -> PathBuf {

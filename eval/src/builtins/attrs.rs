@@ -142,9 +142,10 @@ fn list_to_attrs(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
         let Some(value) = attrs.get(m.sym.value) else {
             return Err(missing("value"));
         };
-        entries.push((name, value.clone()));
+        // Nix gives the attribute the position of the `value`.
+        entries.push((name, value.clone(), attrs.position(m.sym.value)));
     }
-    Ok(Value::Attrs(Attrs::from_entries(entries)))
+    Ok(Value::Attrs(Attrs::from_entries_with_positions(entries)))
 }
 
 fn missing(name: &str) -> EvalError {
@@ -170,12 +171,7 @@ fn map_attrs(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
 fn intersect_attrs(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let a = m.force_attrs(&args[0])?;
     let b = m.force_attrs(&args[1])?;
-    let entries = b
-        .iter()
-        .filter(|(n, _)| a.contains(*n))
-        .map(|(n, v)| (n, v.clone()))
-        .collect();
-    Ok(Value::Attrs(Attrs::from_sorted(entries)))
+    Ok(Value::Attrs(b.retain(|n| a.contains(n))))
 }
 
 fn cat_attrs(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {

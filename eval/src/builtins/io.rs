@@ -69,8 +69,25 @@ fn read_dir(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
 }
 
 fn path_exists(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
-    let path = path_argument(m, &args[0])?;
-    Ok(Value::Bool(m.io.symlink_kind(&path).is_ok()))
+    let v = m.force(&args[0])?;
+    // Nix 2.8 stats a string as it is written: `"/f/"` and `"/f/."` exist
+    // only when `f` is a directory (a path literal is normalised already).
+    let needs_dir = match &v {
+        Value::Path(_) => false,
+        _ => {
+            let s = m.coerce_to_string(&v, Coercion::PathPart)?;
+            let s = s.as_str();
+            s.len() > 1 && (s.ends_with('/') || s.ends_with("/."))
+        }
+    };
+    let path = path_argument(m, &v)?;
+    let exists = if needs_dir {
+        m.io.kind(&path)
+            .is_ok_and(|k| k == crate::eval_io::FileKind::Directory)
+    } else {
+        m.io.symlink_kind(&path).is_ok()
+    };
+    Ok(Value::Bool(exists))
 }
 
 fn get_env(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {

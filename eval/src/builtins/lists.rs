@@ -174,7 +174,12 @@ fn elem(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
 fn foldl_strict(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let f = m.force_function(&args[0])?;
     let list = m.force_list(&args[2])?;
-    let mut acc = m.force(&args[1])?;
+    // As Nix 2.8: the initial accumulator is forced only for an empty
+    // list; otherwise it is passed to `f` as it is.
+    if list.is_empty() {
+        return m.force(&args[1]);
+    }
+    let mut acc = args[1].clone();
     for x in list.iter() {
         let partial = m.call(f.clone(), acc, None)?;
         acc = m.call(partial, x.clone(), None)?;

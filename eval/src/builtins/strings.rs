@@ -168,8 +168,11 @@ fn replace_strings(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     for f in from_list.iter() {
         from.push(m.force_string(f)?);
     }
-    // Replacements are forced only when used, as in Nix.
-    let mut to: Vec<Option<NixString>> = vec![None; to_list.len()];
+    // Every replacement is forced before the string, as in Nix 2.8.
+    let mut to: Vec<Option<NixString>> = Vec::with_capacity(to_list.len());
+    for t in to_list.iter() {
+        to.push(Some(m.force_string(t)?));
+    }
     let s = m.force_string(&args[2])?;
     let bytes = s.as_str().as_bytes();
     let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
@@ -262,11 +265,23 @@ fn split(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let text = s.as_str();
     let mut out = Vec::new();
     let mut last = 0;
-    for caps in re.captures_iter(text) {
-        let Some(whole) = caps.get(0) else { continue };
+    // The matches as Nix 2.8's `std::sregex_iterator` finds them: after a
+    // non-empty match, an empty one right at its end counts (Rust's own
+    // iterator skips it: `split "(.*)" "abc"` has two matches); after an
+    // empty match the search goes on one character further.
+    let mut pos = 0;
+    while let Some(caps) = re.captures_at(text, pos) {
+        let Some(whole) = caps.get(0) else { break };
         out.push(Value::string(&text[last..whole.start()]));
         out.push(captures_list(&caps));
         last = whole.end();
+        if !whole.is_empty() {
+            pos = whole.end();
+        } else if let Some(c) = text[whole.end()..].chars().next() {
+            pos = whole.end() + c.len_utf8();
+        } else {
+            break;
+        }
     }
     out.push(Value::string(&text[last..]));
     Ok(Value::List(List::new(out)))

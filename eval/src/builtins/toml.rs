@@ -21,32 +21,53 @@ fn invalid(msg: String) -> EvalError {
 
 fn from_toml(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let text = m.force_string(&args[0])?;
-    let table: toml::Table = text
-        .as_str()
-        .parse()
+    // The document as written (integers still text), so that an integer
+    // beyond 64 bits clamps as Nix 2.8's parser (`strtoll`) clamps it
+    // rather than failing.
+    let table = toml::de::DeTable::parse(text.as_str())
         .map_err(|e| invalid(format!("while parsing a TOML string: {e}")))?;
-    table_to_value(&table)
+    table_to_value(table.get_ref())
 }
 
-fn table_to_value(table: &toml::Table) -> EvalResult<Value> {
+fn table_to_value(table: &toml::de::DeTable) -> EvalResult<Value> {
     let mut entries = Vec::with_capacity(table.len());
     for (k, v) in table {
-        entries.push((Symbol::intern(k), toml_to_value(v)?));
+        entries.push((Symbol::intern(k.get_ref()), toml_to_value(v.get_ref())?));
     }
     Ok(Value::Attrs(Attrs::from_entries(entries)))
 }
 
-fn toml_to_value(v: &toml::Value) -> EvalResult<Value> {
+/// An integer as `strtoll` reads it: beyond 64 bits, the nearest limit.
+fn clamped_integer(i: &toml::de::DeInteger) -> i64 {
+    let digits = i.as_str();
+    match i64::from_str_radix(digits, i.radix()) {
+        Ok(n) => n,
+        Err(_) if digits.starts_with('-') => i64::MIN,
+        Err(_) => i64::MAX,
+    }
+}
+
+fn toml_to_value(v: &toml::de::DeValue) -> EvalResult<Value> {
+    use toml::de::DeValue;
     Ok(match v {
-        toml::Value::String(s) => Value::string(s.as_str()),
-        toml::Value::Integer(i) => Value::Int(*i),
-        toml::Value::Float(f) => Value::Float(*f),
-        toml::Value::Boolean(b) => Value::Bool(*b),
-        toml::Value::Array(items) => Value::List(List::new(
-            items.iter().map(toml_to_value).collect::<EvalResult<_>>()?,
+        DeValue::String(s) => Value::string(s.as_ref()),
+        DeValue::Integer(i) => Value::Int(clamped_integer(i)),
+        DeValue::Float(f) => {
+            let text = f.as_str();
+            let parsed: f64 = text
+                .parse()
+                .map_err(|_| invalid(format!("while parsing a TOML string: bad float {text}")))?;
+            Value::Float(parsed)
+        }
+        DeValue::Boolean(b) => Value::Bool(*b),
+        DeValue::Array(items) => Value::List(List::new(
+            items
+                .iter()
+                .map(|item| toml_to_value(item.get_ref()))
+                .collect::<EvalResult<_>>()?,
         )),
-        toml::Value::Table(t) => table_to_value(t)?,
-        toml::Value::Datetime(d) => {
+        DeValue::Table(t) => table_to_value(t)?,
+        DeValue::Datetime(d) => {
             return Err(invalid(format!(
                 "while parsing a TOML string: dates and times are not supported ({d})"
             )));

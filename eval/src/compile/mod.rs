@@ -415,10 +415,20 @@ impl Compiler<'_> {
         let from = self.inherit_sources(bindings)?;
         let mut statics = Vec::with_capacity(bindings.attrs.len());
         for (attr, name) in bindings.attrs.iter_mut().zip(names) {
+            // An inherited attribute is where Nix 2.8 says it is.
+            let inherited = matches!(
+                attr.value,
+                ast::AttrValue::Inherit | ast::AttrValue::InheritFrom(_)
+            );
+            let span = bindings
+                .inherit_positions
+                .iter()
+                .find(|(n, _)| inherited && *n == attr.name.name)
+                .map_or(attr.name.span, |(_, at)| *at);
             statics.push(StaticAttr {
                 name: *name,
                 value: self.binding_value(attr, &from, recursive)?,
-                span: attr.name.span,
+                span,
             });
         }
         let mut dynamics = Vec::with_capacity(bindings.dynamic.len());

@@ -105,10 +105,14 @@ impl Machine {
         span: Option<Span>,
     ) -> EvalResult<Rc<Env>> {
         let code = &closure.code;
-        let fname = || {
-            code.name
-                .map(|n| n.as_str().to_owned())
-                .unwrap_or_else(|| "anonymous lambda".to_owned())
+        // As Nix 2.8 names a function in these errors: `'f' at FILE:L:C`
+        // or `anonymous function at FILE:L:C` (worked out on error only).
+        let fname = |sources: &crate::source::Sources| {
+            let (file, line, column) = sources.line_column(code.span);
+            match code.name {
+                Some(n) => format!("'{}' at {file}:{line}:{column}", n.as_str()),
+                None => format!("anonymous function at {file}:{line}:{column}"),
+            }
         };
         let forced = self.force(&arg)?;
         let attrs = self.expect_attrs(&forced).map_err(|e| match span {
@@ -120,7 +124,7 @@ impl Machine {
                 if !formals.iter().any(|f| f.name == name) {
                     return Err(EvalError::new(
                         ErrorKind::UnexpectedArgument {
-                            function: fname(),
+                            function: fname(&self.sources),
                             name: name.as_str().to_owned(),
                         },
                         span.or(Some(code.span)),
@@ -143,7 +147,7 @@ impl Machine {
                 (None, None) => {
                     return Err(EvalError::new(
                         ErrorKind::MissingArgument {
-                            function: fname(),
+                            function: fname(&self.sources),
                             name: formal.name.as_str().to_owned(),
                         },
                         span.or(Some(code.span)),

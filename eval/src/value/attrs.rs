@@ -207,24 +207,35 @@ impl Attrs {
         self.0.positions.as_ref()
     }
 
-    /// A copy without the given names.
+    /// A copy without the given names (positions kept, as in Nix).
     pub fn remove(&self, names: &[Symbol]) -> Attrs {
-        let entries = self
-            .0
-            .entries
-            .iter()
-            .filter(|(n, _)| !names.contains(n))
-            .cloned()
-            .collect();
-        Attrs::from_sorted(entries)
+        self.retain(|n| !names.contains(&n))
     }
 
-    /// Apply `f` to every value, keeping names.
+    /// A copy with the attributes whose names `keep` accepts, with their
+    /// positions (`removeAttrs`, `intersectAttrs`: Nix copies them).
+    pub fn retain(&self, keep: impl Fn(Symbol) -> bool) -> Attrs {
+        let mut entries = Vec::new();
+        let mut positions = Vec::new();
+        for (i, (n, v)) in self.0.entries.iter().enumerate() {
+            if keep(*n) {
+                entries.push((*n, v.clone()));
+                positions.push(self.pos_at(i));
+            }
+        }
+        Attrs(Rc::new(Inner {
+            entries,
+            positions: self.0.positions.is_some().then(|| positions.into()),
+        }))
+    }
+
+    /// Apply `f` to every value, keeping names. The new values were
+    /// written nowhere: the set has no positions (`mapAttrs` in Nix).
     pub fn map_values(&self, mut f: impl FnMut(Symbol, &Value) -> Value) -> Attrs {
         let entries = self.0.entries.iter().map(|(n, v)| (*n, f(*n, v))).collect();
         Attrs(Rc::new(Inner {
             entries,
-            positions: self.0.positions.clone(),
+            positions: None,
         }))
     }
 

@@ -36,6 +36,7 @@ impl<'s> Parser<'s, '_> {
                     };
                     // Where the inherit so far ends, and the last name.
                     let mut before = self.pos as u32;
+                    let nix_pos = self.span(before, before);
                     let mut last: Option<(u32, Span)> = None;
                     loop {
                         let n = self.peek()?;
@@ -72,6 +73,7 @@ impl<'s> Parser<'s, '_> {
                         if let Some(prev) = b.insert_top(ident, value) {
                             return Err(self.dup_attr(&[Some(ident.name)], ident.span, prev));
                         }
+                        b.bindings.inherit_positions.push((sym, nix_pos));
                     }
                 }
                 Tok::Id | Tok::OrKw | Tok::Quote | Tok::DollarCurly => {
@@ -363,6 +365,9 @@ impl<'s> Parser<'s, '_> {
             });
         }
         target.dynamic.append(&mut new.bindings.dynamic);
+        target
+            .inherit_positions
+            .append(&mut new.bindings.inherit_positions);
         Ok(())
     }
 }
