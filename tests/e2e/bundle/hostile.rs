@@ -60,6 +60,10 @@ const FILE: &[&[u8]] = &[b"type", b"regular", b"contents", b"pwned\n"];
 
 /// An unsigned bundle holding one path whose NAR is `bytes`.
 fn bundle_of(bytes: &[u8], name: &str) -> Vec<u8> {
+    bundle_with_threads(bytes, name, 1)
+}
+
+fn bundle_with_threads(bytes: &[u8], name: &str, threads: u32) -> Vec<u8> {
     let dir = StoreDir::new(STORE_DIR).unwrap();
     let path = StorePath::from_parts(&[7; 20], name).unwrap();
     let nar_hash = Hash::digest(HashAlgo::Sha256, bytes);
@@ -117,7 +121,7 @@ fn bundle_of(bytes: &[u8], name: &str) -> Vec<u8> {
         &sbom,
         provenance,
         None,
-        1,
+        threads,
         &mut out,
         &mut |_, w| w.write_all(bytes).map_err(kiln_bundle::BundleError::write),
     )
@@ -215,4 +219,22 @@ fn hostile_nars_are_refused_and_nothing_is_written_outside_the_store() {
     let real = store.real_path(&report.new[0]);
     assert_eq!(std::fs::read_link(&real).unwrap(), victim);
     assert!(empty(&victim));
+}
+
+/// zstd's multi-threaded output does not depend on the number of workers,
+/// so a bundle's bytes do not depend on the exporting machine's CPUs.
+#[test]
+fn the_bytes_do_not_depend_on_the_number_of_zstd_workers() {
+    let mut rng = crate::kit::Prng::new(3);
+    // Large enough for several zstd jobs (8 MiB each).
+    let data = rng.bytes(20 << 20);
+    let contents: Vec<u8> = data.iter().map(|b| b % 16 + b'a').collect();
+    let one = nar(&[b"(", b"type", b"regular", b"contents", &contents, b")"]);
+    let a = bundle_with_threads(&one, "data", 1);
+    let b = bundle_with_threads(&one, "data", 2);
+    let c = bundle_with_threads(&one, "data", 5);
+    assert!(
+        a == b && b == c,
+        "the bundle's bytes changed with the number of workers"
+    );
 }
