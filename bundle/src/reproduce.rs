@@ -118,6 +118,15 @@ pub fn reproduce(
                 && p.deriver.as_ref().is_some_and(|d| in_bundle.contains(d))
         })
         .collect();
+    // An output valid here already would be compared as it is, not rebuilt.
+    for entry in &derived {
+        if store.is_valid(&entry.path)? {
+            return Err(BundleError::Refused(format!(
+                "{} is valid in this store already, so it would not be rebuilt: reproduce in a fresh root (--root DIR)",
+                store.print_path(&entry.path)
+            )));
+        }
+    }
     let drvs: BTreeSet<StorePath> = derived.iter().filter_map(|p| p.deriver.clone()).collect();
     let drvs: Vec<StorePath> = drvs.into_iter().collect();
     let realised = realise(

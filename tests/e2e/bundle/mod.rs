@@ -571,6 +571,13 @@ fn reproduce_between_two_roots_signs_a_vsa_and_reports_differences() {
     let dir = env.work().join("unpacked-src");
     unpack(&bundle, &dir);
     validate(&dir, &f.public, Some(&vsa));
+    // Again on the same root: the outputs are valid there now, so nothing
+    // would be rebuilt; refused, naming the way out.
+    let mut cmd = on_root(env, &fresh);
+    cmd.args(["bundle", "reproduce", b, "--key", public]);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fresh root"));
 
     // A bundle of a program that is not reproducible: a different hash, a
     // per-file difference, FAILED, exit 1.
