@@ -214,7 +214,7 @@ pub fn write_atomically(
     result
 }
 
-/// A file whose write-back starts every [`WRITE_BACK_CHUNK`] bytes
+/// A file whose write-back starts every 16 MiB
 /// (`sync_file_range`), so the final `fsync` has little left to wait for:
 /// the disk writes while zstd compresses.
 pub struct WriteBack {
