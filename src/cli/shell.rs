@@ -46,7 +46,7 @@ pub struct ShellArgs {
     /// Attribute path to take from FILE.
     #[arg(short = 'A', long = "attr", value_name = "ATTR")]
     pub attrs: Vec<String>,
-    /// The arguments are packages, taken from <nixpkgs-mini> or -f SET.
+    /// The arguments are packages, taken from `<nixpkgs-mini>` or -f SET.
     #[arg(short = 'p', long = "packages")]
     pub packages: bool,
     /// The package set of -p (a file; called with {} if a function).
