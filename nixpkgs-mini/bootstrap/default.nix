@@ -34,11 +34,23 @@ in rec {
   cc-wrapper = run "zig-cc-wrapper" ''
     export PATH=${busybox}/bin
     mkdir -p $out/bin
-    cc() { sed -e "s|@shell@|${busybox}/bin/sh|" -e "s|@zig@|${zig}/bin/zig|" \
+    cc() { sed -e "s|@shell@|${busybox}/bin/sh|" -e "s|@zig@|${zig}/bin/zig|" -e "s|@zigLibc@|${zig-libc}|" \
       -e "s|@mode@|$2|" -e "s|@name@|$1|" ${./cc-wrapper.sh} > $out/bin/$1; chmod 555 $out/bin/$1; }
     cc cc cc; cc gcc cc; cc c++ c++; cc g++ c++
-    tool() { printf '#!%s\nexec %s %s "$@"\n' ${busybox}/bin/sh ${zig}/bin/zig "$2" > $out/bin/$1; chmod 555 $out/bin/$1; }
+    tool() {
+      printf '#!%s\n: "''${ZIG_GLOBAL_CACHE_DIR:=''${NIX_BUILD_TOP:-''${TMPDIR:-/tmp}}/zig-cache}"\nexport ZIG_GLOBAL_CACHE_DIR\nexec %s %s "$@"\n' \
+        ${busybox}/bin/sh ${zig}/bin/zig "$2" > $out/bin/$1
+      chmod 555 $out/bin/$1
+    }
     tool ld ld.lld; tool ar ar; tool ranlib ranlib
+  '' { };
+
+  # coreutils' install, the part Makefiles use (busybox has none).
+  install = run "install-sh-mini" ''
+    export PATH=${busybox}/bin
+    mkdir -p $out/bin
+    sed -e "s|@shell@|${busybox}/bin/sh|" ${./install.sh} > $out/bin/install
+    chmod 555 $out/bin/install
   '' { };
 
   # Zig builds musl and compiler-rt the first time it links for a target:
@@ -56,17 +68,14 @@ in rec {
   # Stage-0 unpacker (busybox tar refuses V7 headers).
   untar = run "untar" ''
     export PATH=${busybox}/bin
-    export ZIG_GLOBAL_CACHE_DIR=/build/zig-cache
-    cp -r ${zig-libc} zig-cache && chmod -R u+w zig-cache
     mkdir -p $out/bin
-    ${zig}/bin/zig cc -target x86_64-linux-musl -O2 -s ${./untar.c} -o $out/bin/untar
+    ${cc-wrapper}/bin/cc -O2 ${./untar.c} -o $out/bin/untar
   '' { };
 
   # GNU make, built by its build.sh (no make needed).
   make = run "make-boot-4.4.1" ''
     export PATH=${cc-wrapper}/bin:${untar}/bin:${busybox}/bin
-    export ZIG_GLOBAL_CACHE_DIR=/build/zig-cache SOURCE_DATE_EPOCH=1
-    cp -r ${zig-libc} zig-cache && chmod -R u+w zig-cache
+    export SOURCE_DATE_EPOCH=315532800
     xz -dc ${seed.sources.make} | untar
     cd make-4.4.1
     # Debian's repack has no doc/, but configure lists doc/Makefile.

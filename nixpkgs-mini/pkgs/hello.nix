@@ -1,12 +1,13 @@
-{ stdenv, seed, ... }:
+# GNU hello from its release tarball: configure, make, `make check`.
+{ stdenv, sources, lib }:
 stdenv.mkDerivation {
   pname = "hello";
   version = "2.10";
-  src = seed.sources.hello;
+  src = sources.hello;
   doCheck = true;
   meta = {
     description = "A program that produces a familiar, friendly greeting";
-    license = "GPL-3.0-or-later";
     homepage = "https://www.gnu.org/software/hello/";
+    license = lib.licenses.gpl3Plus;
   };
 }

@@ -1,54 +1,82 @@
-# Trivial builders: files and scripts written at build time, commands run
-# with busybox, directories of links.
-{ stdenv, bootstrap }:
+# Trivial builders, as nixpkgs' build-support/trivial-builders: files and
+# scripts written at build time, commands run with the stdenv, directories
+# of links, and development shells.
+{ stdenv }:
 let
-  inherit (stdenv) shell busybox;
-  system = "x86_64-linux";
-  run = name: env: script: derivation ({
-    inherit name system;
-    builder = shell;
-    args = [ "-euc" script ];
-    PATH = "${busybox}/bin";
-  } // env);
+  inherit (stdenv) shell;
 in rec {
-  runCommand = name: env: script: run name (removeAttrs env [ "meta" "passthru" ]) script
-    // { meta = env.meta or { }; };
+  # runCommand NAME ENV COMMAND: run COMMAND (shell text) with the stdenv's
+  # setup (busybox, cc, make on PATH); it writes $out.
+  runCommand = name: env: buildCommand:
+    stdenv.mkDerivation ({
+      inherit name buildCommand;
+    } // env // {
+      passAsFile = [ "buildCommand" ] ++ (env.passAsFile or [ ]);
+    });
 
-  writeText = name: text: run name { inherit text; passAsFile = [ "text" ]; } ''
-    cp "$textPath" "$out"
-  '';
+  # writeTextFile { name; text; executable ? false; destination ? ""; }
+  writeTextFile = { name, text, executable ? false, destination ? "", meta ? { } }:
+    runCommand name {
+      inherit text executable destination meta;
+      passAsFile = [ "text" ];
+    } ''
+      target="$out$destination"
+      mkdir -p "$(dirname "$target")"
+      cp "$textPath" "$target"
+      if [ -n "$executable" ]; then chmod 555 "$target"; fi
+    '';
 
-  writeShellScript = name: text: run name { inherit text; passAsFile = [ "text" ]; } ''
-    { echo "#!${shell}"; cat "$textPath"; } > "$out"
-    chmod 555 "$out"
-  '';
+  writeText = name: text: writeTextFile { inherit name text; };
 
-  writeShellScriptBin = name: text: run name { inherit text; passAsFile = [ "text" ]; } ''
-    mkdir -p "$out/bin"
-    { echo "#!${shell}"; cat "$textPath"; } > "$out/bin/${name}"
-    chmod 555 "$out/bin/${name}"
-  '';
+  writeShellScript = name: text: writeTextFile {
+    inherit name;
+    executable = true;
+    text = ''
+      #!${shell}
+      ${text}
+    '';
+  };
 
-  symlinkJoin = { name, paths, meta ? { } }: run name { inherit paths; } ''
-    mkdir -p "$out"
-    for p in $paths; do
-      (cd "$p" && find . ! -type d) | while read -r f; do
-        mkdir -p "$out/$(dirname "$f")"
-        ln -sf "$p/$f" "$out/$f"
+  writeShellScriptBin = name: text: writeTextFile {
+    inherit name;
+    executable = true;
+    destination = "/bin/${name}";
+    text = ''
+      #!${shell}
+      ${text}
+    '';
+  };
+
+  # symlinkJoin { name; paths; }: one tree of links to every file of paths
+  # (the first path that has a file wins).
+  symlinkJoin = { name, paths, meta ? { }, passthru ? { } }:
+    runCommand name { inherit paths meta passthru; } ''
+      mkdir -p "$out"
+      for p in $paths; do
+        (cd "$p" && find . ! -type d) | sort | while read -r f; do
+          f=''${f#./}
+          [ -e "$out/$f" ] || [ -L "$out/$f" ] && continue
+          mkdir -p "$out/$(dirname "$f")"
+          ln -s "$p/$f" "$out/$f"
+        done
       done
-    done
-  '' // { inherit meta; };
+    '';
 
-  # A development environment: `kiln shell` (or nix-shell) gives the
-  # builder's environment with these inputs; building it records them.
-  mkShell = { name ? "shell", packages ? [ ], buildInputs ? [ ], shellHook ? "", meta ? { } }:
-    stdenv.mkDerivation {
-      inherit name shellHook meta;
-      buildInputs = packages ++ buildInputs;
-      phases = [ "installPhase" ];
-      installPhase = ''
-        echo "$PATH" > $out
-        echo "$CFLAGS $LDFLAGS" >> $out
+  # mkShell { packages; buildInputs; nativeBuildInputs; shellHook; }: the
+  # environment a build of those inputs would have, for `kiln shell` (or
+  # nix-shell): they source $stdenv/setup. Building it records the
+  # environment's search paths in $out, so it can also be built and kept.
+  mkShell = { name ? "shell", packages ? [ ], buildInputs ? [ ], nativeBuildInputs ? [ ], shellHook ? "", meta ? { }, passthru ? { }, ... }@args:
+    stdenv.mkDerivation ((removeAttrs args [ "packages" ]) // {
+      inherit name shellHook meta passthru;
+      nativeBuildInputs = packages ++ nativeBuildInputs;
+      inherit buildInputs;
+      phases = [ "buildPhase" ];
+      buildPhase = ''
+        { echo "PATH=$PATH"
+          echo "NIX_CFLAGS_COMPILE=$NIX_CFLAGS_COMPILE"
+          echo "NIX_LDFLAGS=$NIX_LDFLAGS"
+        } > "$out"
       '';
-    };
+    });
 }

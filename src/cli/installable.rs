@@ -152,7 +152,11 @@ impl Job {
     fn evaluate(&self, session: &mut Evaluation) -> kiln_eval::EvalResult<Vec<Instantiated>> {
         let root = match (&self.expr, &self.file) {
             (Some(expr), _) => session.eval_expr(expr)?,
-            (None, Some(file)) => session.eval_file(file)?,
+            // `<name>` is looked up in the search path, as nix-build does.
+            (None, Some(file)) => match search_path_arg(file) {
+                Some(lookup) => session.eval_expr(&format!("import {lookup}"))?,
+                None => session.eval_file(file)?,
+            },
             (None, None) => session.eval_file(std::path::Path::new("default.nix"))?,
         };
         let attr_paths: Vec<&str> = if self.attrs.is_empty() {
@@ -172,12 +176,21 @@ impl Job {
 /// Evaluation options for the current directory: the search path is the
 /// `-I` entries, then those of `KILN_PATH`, then those of `NIX_PATH` (as
 /// Nix puts `-I` before `NIX_PATH`), so `<nixpkgs>` resolves where a Nix
-/// user has it; `--show-trace` chooses the long error trace.
+/// user has it, then kiln's own `<nixpkgs-mini>`; `--show-trace` chooses
+/// the long error trace.
 pub fn eval_options(global: &GlobalOpts, include: &[String]) -> anyhow::Result<EvalOptions> {
     let cwd = std::env::current_dir().context("finding the current directory")?;
     let env = |name: &str| std::env::var(name).ok();
+    let mut search_path = search_path(include, env("KILN_PATH"), env("NIX_PATH"), &cwd);
+    let exe = std::env::current_exe().ok();
+    if let Some(dir) = nixpkgs_mini_dir(exe.as_deref()) {
+        search_path.push(SearchPathEntry {
+            prefix: "nixpkgs-mini".to_owned(),
+            path: dir.display().to_string(),
+        });
+    }
     Ok(EvalOptions {
-        search_path: search_path(include, env("KILN_PATH"), env("NIX_PATH"), &cwd),
+        search_path,
         base_dir: cwd,
         show_trace: global.show_trace,
         ..EvalOptions::default()
@@ -200,9 +213,71 @@ fn search_path(
     entries
 }
 
+/// A file argument of the form `<name>` or `<name/rest>`: a search path
+/// lookup, as `nix-build '<nixpkgs>'` takes it.
+fn search_path_arg(file: &std::path::Path) -> Option<&str> {
+    let text = file.to_str()?;
+    let inner = text.strip_prefix('<')?.strip_suffix('>')?;
+    let plain = !inner.is_empty()
+        && inner
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-+/".contains(c));
+    plain.then_some(text)
+}
+
+/// Where kiln's package set is, for `<nixpkgs-mini>` (the last search
+/// path entry, so `-I nixpkgs-mini=DIR` and KILN_PATH win): beside an
+/// installed binary (`BIN/../share/kiln/nixpkgs-mini`), in the checkout of
+/// a `target/{release,debug}/kiln`, or in the checkout it was built from.
+fn nixpkgs_mini_dir(exe: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
+    let is_set = |dir: &std::path::Path| dir.join("default.nix").is_file();
+    let bin_dir = exe.and_then(std::path::Path::parent);
+    let beside_exe = bin_dir.into_iter().flat_map(|bin| {
+        [
+            bin.join("../share/kiln/nixpkgs-mini"),
+            bin.join("../../nixpkgs-mini"),
+        ]
+    });
+    let built_from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("nixpkgs-mini");
+    beside_exe
+        .chain(std::iter::once(built_from))
+        .find(|dir| is_set(dir))
+        .map(|dir| std::fs::canonicalize(&dir).unwrap_or(dir))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn angle_bracket_file_arguments_are_search_path_lookups() {
+        fn arg(s: &str) -> Option<&str> {
+            search_path_arg(std::path::Path::new(s))
+        }
+        assert_eq!(arg("<nixpkgs-mini>"), Some("<nixpkgs-mini>"));
+        assert_eq!(arg("<nixpkgs/lib>"), Some("<nixpkgs/lib>"));
+        assert_eq!(arg("./default.nix"), None);
+        assert_eq!(arg("<>"), None);
+        // Nothing that could inject an expression passes.
+        assert_eq!(arg("<a> + (throw \"x\") + <b>"), None);
+    }
+
+    #[test]
+    fn nixpkgs_mini_is_found_beside_an_installed_binary_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let set = tmp.path().join("share/kiln/nixpkgs-mini");
+        std::fs::create_dir_all(&set).unwrap();
+        std::fs::write(set.join("default.nix"), "{ }").unwrap();
+        std::fs::create_dir_all(tmp.path().join("bin")).unwrap();
+        let exe = tmp.path().join("bin/kiln");
+        let found = nixpkgs_mini_dir(Some(&exe)).unwrap();
+        assert_eq!(found, std::fs::canonicalize(&set).unwrap());
+        // Without one there, the checkout this kiln was built from.
+        let elsewhere = tmp.path().join("nothing/bin/kiln");
+        let found = nixpkgs_mini_dir(Some(&elsewhere)).unwrap();
+        assert!(found.ends_with("nixpkgs-mini"), "{}", found.display());
+        assert!(found.join("default.nix").is_file());
+    }
 
     #[test]
     fn include_then_kiln_path_then_nix_path() {
