@@ -10,7 +10,8 @@
 # -c, -S, -E, -M or -MM) gets -O2 when it names no -O (zig would build a
 # Debug libc), and is stripped by the linker (-Wl,--strip-all; zig's -s
 # would build a stripped libc, and zig's objcopy cannot strip ELF files
-# afterwards) unless $dontStrip is set.
+# afterwards) unless $dontStrip is set; compiles get -g0 (no debug info)
+# unless $dontStrip is set.
 # zig needs a writable global cache: the first call of a build starts it
 # from a copy of the libc cache the bootstrap built once (a racing second
 # copy only leaves a stray subdirectory zig ignores).
@@ -32,6 +33,10 @@ if [ -n "$link" ]; then
   [ -n "$opt" ] || set -- -O2 "$@"
   [ -n "${dontStrip:-}" ] || set -- "$@" -Wl,--strip-all
   set -- "$@" ${NIX_LDFLAGS:-}
+elif [ -z "${dontStrip:-}" ]; then
+  # Objects without debug info: static archives would otherwise carry
+  # line tables naming zig's headers, a reference to the toolchain.
+  set -- "$@" -g0
 fi
 [ -z "${NIX_BUILD_TOP:-}" ] || set -- "-ffile-prefix-map=$NIX_BUILD_TOP/=" "$@"
 exec @zig@ @mode@ -target x86_64-linux-musl ${NIX_CFLAGS_COMPILE:-} "$@"

@@ -12,6 +12,8 @@ in {
   bzip2-1010 = spdx "bzip2-1.0.6" "bzip2 and libbzip2 License v1.0.6";
   zeroBSD = spdx "0BSD" "BSD Zero Clause License";
   publicDomain = { spdxId = "LicenseRef-PublicDomain"; fullName = "Public Domain"; free = true; };
+  # kiln's own license, for the pieces written in this repository.
+  mitOrApache2 = { spdxId = "MIT OR Apache-2.0"; fullName = "MIT License or Apache License 2.0"; free = true; };
   cc0 = spdx "CC0-1.0" "Creative Commons Zero v1.0 Universal";
   gfdl13Plus = spdx "GFDL-1.3-or-later" "GNU Free Documentation License v1.3 or later";
 }

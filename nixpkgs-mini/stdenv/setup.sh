@@ -51,7 +51,8 @@ runHook() {
   if [ "$(type "$1" 2>/dev/null | head -1)" = "$1 is a function" ]; then
     "$1"
   else
-    eval "\${$1:-}"
+    eval "_hook=\${$1:-}"
+    eval "$_hook"
   fi
 }
 

@@ -11,6 +11,7 @@ mod instantiate;
 mod key;
 mod kit;
 mod maint;
+mod nixpkgs_mini;
 mod parse;
 mod pipes;
 mod query;
