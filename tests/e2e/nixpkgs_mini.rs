@@ -133,9 +133,10 @@ fn a_missing_seed_names_the_fetch_command() {
         return;
     }
     let env = TestEnv::new();
+    // A build failure (exit 100, as Nix's), naming the command to run.
     let err = env.fails(
         &["build", "<nixpkgs-mini>", "-A", "hello", "--no-out-link"],
-        1,
+        100,
     );
     assert!(err.contains("nixpkgs-mini/seed/fetch"), "{err}");
 }
