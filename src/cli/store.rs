@@ -135,7 +135,8 @@ struct RestoreArgs {
 Examples:
   kiln store path-info --json --closure-size ./result
   kiln store path-info --recursive --size /kiln/store/<hash>-hello
-  kiln store path-info -rsSh ./result          sizes in K, M, G")]
+  kiln store path-info -rsSh ./result          sizes in K, M, G
+  kiln store path-info -rS --sort closure-size ./result   biggest closure last")]
 struct PathInfoArgs {
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<String>,
@@ -154,6 +155,18 @@ struct PathInfoArgs {
     /// Print sizes in human-readable units (`240.6K`), like Nix's `-h`.
     #[arg(long, short = 'h')]
     human_readable: bool,
+    /// Order of the paths: by path (Nix's order), NAR size or closure
+    /// size, smallest first (so the biggest closure is the last line).
+    #[arg(long, value_enum, value_name = "KEY", default_value_t = SortKey::Path)]
+    sort: SortKey,
+}
+
+/// `path-info --sort`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum SortKey {
+    Path,
+    Size,
+    ClosureSize,
 }
 
 pub fn run(global: &GlobalOpts, args: StoreArgs) -> anyhow::Result<ExitCode> {
@@ -339,12 +352,17 @@ fn path_info(global: &GlobalOpts, args: PathInfoArgs) -> anyhow::Result<()> {
         let info = store
             .path_info(path)?
             .ok_or_else(|| anyhow!("{} stopped being valid", store.print_path(path)))?;
-        let closure_size = if args.closure_size {
+        let closure_size = if args.closure_size || args.sort == SortKey::ClosureSize {
             Some(store.closure_size(std::slice::from_ref(path))?)
         } else {
             None
         };
         infos.push((info, closure_size));
+    }
+    match args.sort {
+        SortKey::Path => {}
+        SortKey::Size => infos.sort_by_key(|(info, _)| info.nar_size),
+        SortKey::ClosureSize => infos.sort_by_key(|(_, closure)| closure.unwrap_or(0)),
     }
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -368,7 +386,7 @@ fn path_info(global: &GlobalOpts, args: PathInfoArgs) -> anyhow::Result<()> {
             &path,
             if sizes { width } else { 0 },
             args.size.then_some(info.nar_size),
-            *closure,
+            closure.filter(|_| args.closure_size),
             args.human_readable,
         );
         writeln!(out, "{line}")?;
