@@ -14,9 +14,10 @@
 //!    delete their rows. After the commit the database no longer names
 //!    them; their files are still there, unregistered, which every install
 //!    and the next collection treat as garbage.
-//! 4. Rename each one to `.trash-kiln-<name>` in the store directory (one
-//!    `rename` in the same directory: atomic, and no permission change on
-//!    a read-only tree). Unregistered leftovers no root names (what a
+//! 4. Unlink each dead file or symlink (one call, like the rename it
+//!    replaces), and rename each dead directory to `.trash-kiln-<name>`
+//!    in the store directory (one `rename` in the same directory: atomic,
+//!    and no permission change on a read-only tree). Unregistered leftovers no root names (what a
 //!    killed install or collection leaves) go the same way, and temp dirs
 //!    of dead processes are removed. Then `gc.lock` is released: other
 //!    processes may make the same paths valid again at once, since the
@@ -133,8 +134,12 @@ impl Store {
             report.bytes_freed = chosen.iter().map(|&i| graph.nar_sizes[i as usize]).sum();
             return Ok(report);
         }
+        // A dead file or symlink is unlinked at once, under the lock (one
+        // call, as the rename to trash would be); a directory is renamed
+        // to trash and deleted after the lock is released.
+        let mut freed_now = 0;
         for path in &report.deleted {
-            self.move_to_trash(path.base_name());
+            freed_now += self.unlink_or_trash(path.base_name());
         }
         if options.action == GcAction::DeleteDead {
             report.leftovers = self.trash_leftovers(&graph, &roots)?;
@@ -145,7 +150,7 @@ impl Store {
             }
         }
         drop(lock);
-        report.bytes_freed = self.empty_trash()?;
+        report.bytes_freed = freed_now + self.empty_trash()?;
         Ok(report)
     }
 
@@ -190,6 +195,33 @@ impl Store {
             wanted.push(i);
         }
         Ok(wanted)
+    }
+
+    /// Unlink a dead regular file or symlink and return its size; move
+    /// anything else to the trash (0: counted when the trash is emptied).
+    fn unlink_or_trash(&self, base_name: &str) -> u64 {
+        let path = self.physical_store_dir().join(base_name);
+        match fs::symlink_metadata(&path) {
+            Err(_) => 0, // gone already (deleted by hand, or a crash)
+            Ok(meta) if !meta.is_dir() => match fs::remove_file(&path) {
+                Ok(()) => {
+                    if meta.is_file() {
+                        meta.len()
+                    } else {
+                        0
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+                Err(_) => {
+                    self.move_to_trash(base_name);
+                    0
+                }
+            },
+            Ok(_) => {
+                self.move_to_trash(base_name);
+                0
+            }
+        }
     }
 
     /// Rename a store entry to its trash name (replacing an older trash
