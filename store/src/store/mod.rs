@@ -211,15 +211,22 @@ impl Store {
     /// Open the store for reading only: the database is opened read-only
     /// and nothing is created, so a user who cannot write a root-owned
     /// store can still query it. A store that does not exist yet is
-    /// opened (and so created) as [`Store::open`] does. Writing through
-    /// the result fails with SQLite's read-only error.
+    /// opened (and so created) as [`Store::open`] does, and so is one whose
+    /// database cannot be read as it is but that this user may write: one
+    /// whose creation was interrupted (no schema yet), one of an older
+    /// schema, or one an older kiln left without SQLite's `-shm` file.
+    /// Writing through the result fails with SQLite's read-only error.
     pub fn open_read_only(config: StoreConfig) -> Result<Store, StoreError> {
         let db_path = config.db_path();
         if !db_path.exists() {
             return Store::open(config);
         }
         let physical_store_dir = config.physical_store_dir();
-        let db = Database::open_read_only(&db_path)?;
+        let db = match Database::open_read_only(&db_path) {
+            Ok(db) => db,
+            Err(_) if may_write(&db_path) => return Store::open(config),
+            Err(e) => return Err(e.into()),
+        };
         Ok(Store {
             config,
             physical_store_dir,
@@ -359,3 +366,10 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether this process may write the database file and its directory
+/// (where SQLite keeps its `-wal` and `-shm` files).
+fn may_write(db_path: &Path) -> bool {
+    let writable = |p: &Path| rustix::fs::access(p, rustix::fs::Access::WRITE_OK).is_ok();
+    writable(db_path) && db_path.parent().is_some_and(writable)
+}

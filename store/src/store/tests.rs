@@ -419,3 +419,30 @@ fn install_refuses_a_drv_whose_output_path_is_not_its_own_and_writes_nothing() {
     assert!(!store.is_valid(&path).unwrap());
     assert!(!store.real_path(&path).exists());
 }
+
+/// A store add killed while it created the database leaves a file with no
+/// schema yet. Read-only commands of the store's owner then open it the
+/// writing way (which finishes the schema) instead of failing: the path
+/// is simply not valid.
+#[test]
+fn read_only_open_of_a_half_created_database_by_its_owner_succeeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        root: tmp.path().to_path_buf(),
+        store_dir: StoreDir::new("/kiln/store").unwrap(),
+    };
+    let db_path = config.db_path();
+    fs::create_dir_all(db_path.parent().unwrap()).unwrap();
+    // An SQLite file with no tables and user_version 0.
+    rusqlite::Connection::open(&db_path)
+        .unwrap()
+        .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x); DROP TABLE t;")
+        .unwrap();
+    assert!(Database::open_read_only(&db_path).is_err());
+    let store = Store::open_read_only(config).unwrap();
+    let path = store
+        .store_dir()
+        .parse_path("/kiln/store/00000000000000000000000000000000-x")
+        .unwrap();
+    assert!(!store.is_valid(&path).unwrap());
+}
