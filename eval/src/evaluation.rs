@@ -248,8 +248,24 @@ impl Evaluation {
         Ok(v)
     }
 
-    /// Render a value; `strict` forces it deeply first (as `--strict`).
+    /// Render a value as text; `strict` forces it deeply first (as
+    /// `--strict`). Strings that are not UTF-8 come out lossy here:
+    /// [`Evaluation::render_bytes`] gives the bytes Nix prints.
     pub fn render(&mut self, v: &Value, format: OutputFormat, strict: bool) -> EvalResult<String> {
+        self.render_bytes(v, format, strict)
+            .map(|bytes| match String::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            })
+    }
+
+    /// Render a value, byte for byte as Nix prints it (strings are bytes).
+    pub fn render_bytes(
+        &mut self,
+        v: &Value,
+        format: OutputFormat,
+        strict: bool,
+    ) -> EvalResult<Vec<u8>> {
         let m = &mut self.machine;
         match format {
             OutputFormat::Nix => {
@@ -257,16 +273,16 @@ impl Evaluation {
                 if strict {
                     m.deep_force(&v)?;
                 }
-                crate::print::print_value(m, &v, strict)
+                crate::print::print_value_bytes(m, &v, strict)
             }
             OutputFormat::Json => {
                 let mut context = crate::value::Context::new();
                 crate::builtins::json::to_json(m, v, &mut context)
             }
-            OutputFormat::Xml => crate::xml::to_xml(m, v),
+            OutputFormat::Xml => crate::xml::to_xml_bytes(m, v),
             OutputFormat::Raw => m
                 .coerce_to_string(v, crate::coerce::Coercion::Interpolate)
-                .map(|s| s.as_str().to_owned()),
+                .map(|s| s.as_bytes().to_vec()),
         }
     }
 

@@ -147,7 +147,7 @@ pub fn equal(m: &mut Machine, l: &Value, r: &Value) -> EvalResult<bool> {
         }
         (Value::Null, Value::Null) => true,
         (Value::Bool(a), Value::Bool(b)) => a == b,
-        (Value::String(a), Value::String(b)) => a.as_str() == b.as_str(),
+        (Value::String(a), Value::String(b)) => a.as_bytes() == b.as_bytes(),
         (Value::Path(a), Value::Path(b)) => a == b,
         // No shortcut for the very same list or set (Nix 2.8 compares the
         // two operands' elements, forcing each, also in `x == x`).
@@ -245,7 +245,8 @@ pub fn compare(m: &mut Machine, l: &Value, r: &Value) -> EvalResult<Ordering> {
         (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => Ok(as_float(&l)
             .partial_cmp(&as_float(&r))
             .unwrap_or(Ordering::Equal)),
-        (Value::String(a), Value::String(b)) => Ok(a.as_str().cmp(b.as_str())),
+        // Bytewise, as Nix's `strcmp`.
+        (Value::String(a), Value::String(b)) => Ok(a.as_bytes().cmp(b.as_bytes())),
         (Value::Path(a), Value::Path(b)) => Ok(a.as_os_str().cmp(b.as_os_str())),
         (Value::List(a), Value::List(b)) => {
             for (x, y) in a.iter().zip(b.iter()) {

@@ -8,7 +8,7 @@
 //! (without `--strict`); and `«repeated»` for a non-empty list or set that
 //! was already printed (which also stops cycles).
 
-use std::fmt::Write;
+use std::io::Write;
 
 use rustc_hash::FxHashSet;
 
@@ -18,8 +18,8 @@ use crate::value::Value;
 
 /// Print `v`. With `strict`, thunks are forced as they are reached;
 /// without, an unevaluated thunk prints as `<CODE>`.
-pub fn print_value(m: &mut Machine, v: &Value, strict: bool) -> EvalResult<String> {
-    let mut out = String::new();
+pub fn print_value_bytes(m: &mut Machine, v: &Value, strict: bool) -> EvalResult<Vec<u8>> {
+    let mut out = Vec::new();
     let mut seen = FxHashSet::default();
     print_into(m, v, strict, &mut out, &mut seen)?;
     Ok(out)
@@ -29,7 +29,7 @@ fn print_into(
     m: &mut Machine,
     v: &Value,
     strict: bool,
-    out: &mut String,
+    out: &mut Vec<u8>,
     seen: &mut FxHashSet<usize>,
 ) -> EvalResult<()> {
     m.check_stack()?;
@@ -38,58 +38,61 @@ fn print_into(
             Some(done) => done,
             None if strict => m.force_thunk(t)?,
             None => {
-                out.push_str("<CODE>");
+                out.extend_from_slice("<CODE>".as_bytes());
                 return Ok(());
             }
         },
         other => other.clone(),
     };
     match &v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
-        Value::Float(f) => out.push_str(&format_float(*f)),
-        Value::String(s) => escape_string(s.as_str(), out),
-        Value::Path(p) => out.push_str(&p.display().to_string()),
+        Value::Float(f) => out.extend_from_slice(format_float(*f).as_bytes()),
+        Value::String(s) => escape_bytes(s.as_bytes(), out),
+        Value::Path(p) => {
+            use std::os::unix::ffi::OsStrExt;
+            out.extend_from_slice(p.as_os_str().as_bytes())
+        }
         Value::Attrs(attrs) => {
             if !attrs.is_empty() && !seen.insert(attrs.addr()) {
-                out.push_str("«repeated»");
+                out.extend_from_slice("«repeated»".as_bytes());
                 return Ok(());
             }
-            out.push_str("{ ");
+            out.extend_from_slice("{ ".as_bytes());
             for (name, value) in attrs.sorted() {
-                print_attr_name(name.as_str(), out);
-                out.push_str(" = ");
+                print_attr_name(name.as_bytes(), out);
+                out.extend_from_slice(" = ".as_bytes());
                 let value = value.clone();
                 print_into(m, &value, strict, out, seen).map_err(|e| {
                     e.context(format!("while evaluating the attribute '{name}'"), None)
                 })?;
-                out.push_str("; ");
+                out.extend_from_slice("; ".as_bytes());
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::List(list) => {
             if !list.is_empty() && !seen.insert(list.addr()) {
-                out.push_str("«repeated»");
+                out.extend_from_slice("«repeated»".as_bytes());
                 return Ok(());
             }
-            out.push_str("[ ");
+            out.extend_from_slice("[ ".as_bytes());
             for item in list.iter() {
                 print_into(m, item, strict, out, seen)?;
-                out.push(' ');
+                out.push(b' ');
             }
-            out.push(']');
+            out.push(b']');
         }
-        Value::Lambda(_) => out.push_str("<LAMBDA>"),
+        Value::Lambda(_) => out.extend_from_slice("<LAMBDA>".as_bytes()),
         // Nix's `derivation` is a lambda.
         Value::PrimOp(app) if crate::builtins::derivation_wrapper::is_derivation(app) => {
-            out.push_str("<LAMBDA>")
+            out.extend_from_slice("<LAMBDA>".as_bytes())
         }
-        Value::PrimOp(app) if app.args.is_empty() => out.push_str("<PRIMOP>"),
-        Value::PrimOp(_) => out.push_str("<PRIMOP-APP>"),
-        Value::Thunk(_) => out.push_str("<CODE>"),
+        Value::PrimOp(app) if app.args.is_empty() => out.extend_from_slice("<PRIMOP>".as_bytes()),
+        Value::PrimOp(_) => out.extend_from_slice("<PRIMOP-APP>".as_bytes()),
+        Value::Thunk(_) => out.extend_from_slice("<CODE>".as_bytes()),
     }
     Ok(())
 }
@@ -104,31 +107,51 @@ pub fn is_plain_identifier(name: &str) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '\'' | '-'))
 }
 
-fn print_attr_name(name: &str, out: &mut String) {
+fn print_attr_name(name: &[u8], out: &mut Vec<u8>) {
     // Nix 2.8 quotes the keyword `if` (only that one) when printing.
-    if is_plain_identifier(name) && name != "if" {
-        out.push_str(name);
-    } else {
-        escape_string(name, out);
+    match std::str::from_utf8(name) {
+        Ok(name) if is_plain_identifier(name) && name != "if" => {
+            out.extend_from_slice(name.as_bytes())
+        }
+        _ => escape_bytes(name, out),
     }
 }
 
-/// A string literal as Nix prints it.
+/// A string literal as Nix prints it (from UTF-8 text).
 pub fn escape_string(s: &str, out: &mut String) {
-    out.push('"');
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '$' if chars.peek() == Some(&'{') => out.push_str("\\$"),
+    let mut bytes = Vec::with_capacity(s.len() + 2);
+    escape_bytes(s.as_bytes(), &mut bytes);
+    // Escaping adds only ASCII to UTF-8 text.
+    out.push_str(&String::from_utf8_lossy(&bytes));
+}
+
+/// A string literal as Nix prints it: bytes that are not UTF-8 are
+/// printed as they are, as Nix 2.8 does.
+pub fn escape_bytes(s: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'$' if s.get(i + 1) == Some(&b'{') => out.extend_from_slice(b"\\$"),
             other => out.push(other),
         }
+        i += 1;
     }
-    out.push('"');
+    out.push(b'"');
+}
+
+/// [`print_value_bytes`] as text (lossy where a string is not UTF-8), for
+/// messages.
+pub fn print_value(m: &mut Machine, v: &Value, strict: bool) -> EvalResult<String> {
+    print_value_bytes(m, v, strict).map(|bytes| match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
 }
 
 /// A float as C++ `ostream << double` prints it (`%g` with six

@@ -130,7 +130,7 @@ pub trait EvalStore {
     fn add_text(
         &self,
         name: &str,
-        text: &str,
+        text: &[u8],
         references: &BTreeSet<String>,
     ) -> StoreResult<String>;
 
@@ -168,11 +168,7 @@ pub trait EvalStore {
             .iter()
             .map(|p| self.dir().display(p))
             .collect();
-        self.add_text(
-            &format!("{name}.drv"),
-            &String::from_utf8_lossy(&aterm),
-            &refs,
-        )
+        self.add_text(&format!("{name}.drv"), &aterm, &refs)
     }
 
     /// The unmasked hash modulo of a derivation written (or readable)
@@ -293,10 +289,10 @@ impl EvalStore for MemoryStore {
     fn add_text(
         &self,
         name: &str,
-        text: &str,
+        text: &[u8],
         references: &BTreeSet<String>,
     ) -> StoreResult<String> {
-        let mut key = text.as_bytes().to_vec();
+        let mut key = text.to_vec();
         for r in references {
             key.push(0);
             key.extend_from_slice(r.as_bytes());
@@ -304,7 +300,7 @@ impl EvalStore for MemoryStore {
         let store_path = self.path_for("text", name, &key);
         self.contents
             .borrow_mut()
-            .insert(store_path.clone(), text.as_bytes().to_vec());
+            .insert(store_path.clone(), text.to_vec());
         Ok(store_path)
     }
 
@@ -321,9 +317,9 @@ mod tests {
     fn memory_store_paths_are_stable_and_valid() {
         let store = MemoryStore::new("/kiln/store");
         let refs = BTreeSet::new();
-        let a = store.add_text("hello", "hi", &refs).unwrap();
-        let b = store.add_text("hello", "hi", &refs).unwrap();
-        let c = store.add_text("hello", "ho", &refs).unwrap();
+        let a = store.add_text("hello", b"hi", &refs).unwrap();
+        let b = store.add_text("hello", b"hi", &refs).unwrap();
+        let c = store.add_text("hello", b"ho", &refs).unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert!(a.starts_with("/kiln/store/") && a.ends_with("-hello"));

@@ -17,8 +17,10 @@ pub struct Symbol(u32);
 
 #[derive(Default)]
 struct Interner {
-    by_name: FxHashMap<&'static str, Symbol>,
-    names: Vec<&'static str>,
+    by_name: FxHashMap<&'static [u8], Symbol>,
+    /// Each name's bytes and its text (the same bytes when they are UTF-8,
+    /// the lossy rendering otherwise: names are bytes, as in Nix).
+    names: Vec<(&'static [u8], &'static str)>,
 }
 
 thread_local! {
@@ -29,15 +31,24 @@ impl Symbol {
     /// Intern `name`. Interned text lives as long as the process: the set of
     /// distinct names a program uses is small compared to its values.
     pub fn intern(name: &str) -> Symbol {
+        Symbol::intern_bytes(name.as_bytes())
+    }
+
+    /// Intern a name that may not be UTF-8.
+    pub fn intern_bytes(name: &[u8]) -> Symbol {
         INTERNER.with(|cell| {
             let mut interner = cell.borrow_mut();
             if let Some(symbol) = interner.by_name.get(name) {
                 return *symbol;
             }
-            let text: &'static str = Box::leak(name.to_owned().into_boxed_str());
+            let bytes: &'static [u8] = Box::leak(name.to_owned().into_boxed_slice());
+            let text: &'static str = match std::str::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(_) => Box::leak(String::from_utf8_lossy(bytes).into_owned().into_boxed_str()),
+            };
             let symbol = Symbol(interner.names.len() as u32);
-            interner.names.push(text);
-            interner.by_name.insert(text, symbol);
+            interner.names.push((bytes, text));
+            interner.by_name.insert(bytes, symbol);
             symbol
         })
     }
@@ -52,9 +63,15 @@ impl Symbol {
         Symbol(index)
     }
 
-    /// The text of this name.
+    /// The text of this name (lossy when its bytes are not UTF-8: order
+    /// and printing use [`Symbol::as_bytes`]).
     pub fn as_str(self) -> &'static str {
-        INTERNER.with(|cell| cell.borrow().names[self.0 as usize])
+        INTERNER.with(|cell| cell.borrow().names[self.0 as usize].1)
+    }
+
+    /// The bytes of this name.
+    pub fn as_bytes(self) -> &'static [u8] {
+        INTERNER.with(|cell| cell.borrow().names[self.0 as usize].0)
     }
 }
 

@@ -25,67 +25,79 @@ use crate::machine::Machine;
 use crate::print::format_float;
 use crate::value::Value;
 
-pub fn to_xml(m: &mut Machine, v: &Value) -> EvalResult<String> {
+/// The XML, byte for byte: strings that are not UTF-8 are written as
+/// they are, as Nix 2.8 does.
+pub fn to_xml_bytes(m: &mut Machine, v: &Value) -> EvalResult<Vec<u8>> {
     let mut w = Writer {
-        out: String::from("<?xml version='1.0' encoding='utf-8'?>\n<expr>\n"),
+        out: b"<?xml version='1.0' encoding='utf-8'?>\n<expr>\n".to_vec(),
         drvs_seen: BTreeSet::new(),
     };
     w.value(m, v, 1)?;
-    w.out.push_str("</expr>\n");
+    w.out.extend_from_slice(b"</expr>\n");
     Ok(w.out)
 }
 
+/// [`to_xml_bytes`] as text (lossy where a string is not UTF-8).
+pub fn to_xml(m: &mut Machine, v: &Value) -> EvalResult<String> {
+    to_xml_bytes(m, v).map(|bytes| match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
 struct Writer {
-    out: String,
+    out: Vec<u8>,
     drvs_seen: BTreeSet<String>,
 }
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+fn escape(s: &[u8], out: &mut Vec<u8>) {
+    for &c in s {
         match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\n' => out.push_str("&#xA;"),
-            '\r' => out.push_str("&#xD;"),
+            b'<' => out.extend_from_slice(b"&lt;"),
+            b'>' => out.extend_from_slice(b"&gt;"),
+            b'&' => out.extend_from_slice(b"&amp;"),
+            b'"' => out.extend_from_slice(b"&quot;"),
+            b'\n' => out.extend_from_slice(b"&#xA;"),
+            b'\r' => out.extend_from_slice(b"&#xD;"),
             other => out.push(other),
         }
     }
-    out
 }
 
 impl Writer {
     fn indent(&mut self, depth: usize) {
         for _ in 0..depth {
-            self.out.push_str("  ");
+            self.out.extend_from_slice(b"  ");
         }
+    }
+
+    fn tag(&mut self, depth: usize, tag: &str, attrs: &[(&str, &[u8])], end: &[u8]) {
+        self.indent(depth);
+        self.out.push(b'<');
+        self.out.extend_from_slice(tag.as_bytes());
+        for (k, v) in attrs {
+            self.out.push(b' ');
+            self.out.extend_from_slice(k.as_bytes());
+            self.out.extend_from_slice(b"=\"");
+            escape(v, &mut self.out);
+            self.out.push(b'"');
+        }
+        self.out.extend_from_slice(end);
     }
 
     fn empty(&mut self, depth: usize, tag: &str, attrs: &[(&str, String)]) {
-        self.indent(depth);
-        self.out.push('<');
-        self.out.push_str(tag);
-        for (k, v) in attrs {
-            self.out.push_str(&format!(" {k}=\"{}\"", escape(v)));
-        }
-        self.out.push_str(" />\n");
+        let attrs: Vec<(&str, &[u8])> = attrs.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        self.tag(depth, tag, &attrs, b" />\n");
     }
 
     fn open(&mut self, depth: usize, tag: &str, attrs: &[(&str, String)]) {
-        self.indent(depth);
-        self.out.push('<');
-        self.out.push_str(tag);
-        for (k, v) in attrs {
-            self.out.push_str(&format!(" {k}=\"{}\"", escape(v)));
-        }
-        self.out.push_str(">\n");
+        let attrs: Vec<(&str, &[u8])> = attrs.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        self.tag(depth, tag, &attrs, b">\n");
     }
 
     fn close(&mut self, depth: usize, tag: &str) {
         self.indent(depth);
-        self.out.push_str(&format!("</{tag}>\n"));
+        self.out.extend_from_slice(format!("</{tag}>\n").as_bytes());
     }
 
     fn value(&mut self, m: &mut Machine, v: &Value, depth: usize) -> EvalResult<()> {
@@ -96,7 +108,7 @@ impl Writer {
             Value::Bool(b) => self.empty(depth, "bool", &[("value", b.to_string())]),
             Value::Int(i) => self.empty(depth, "int", &[("value", i.to_string())]),
             Value::Float(f) => self.empty(depth, "float", &[("value", format_float(*f))]),
-            Value::String(s) => self.empty(depth, "string", &[("value", s.as_str().to_owned())]),
+            Value::String(s) => self.tag(depth, "string", &[("value", s.as_bytes())], b" />\n"),
             Value::Path(p) => self.empty(depth, "path", &[("value", p.display().to_string())]),
             Value::List(items) => {
                 self.open(depth, "list", &[]);
@@ -193,7 +205,7 @@ impl Writer {
         depth: usize,
     ) -> EvalResult<()> {
         for (name, value) in attrs.sorted() {
-            self.open(depth, "attr", &[("name", name.as_str().to_owned())]);
+            self.tag(depth, "attr", &[("name", name.as_bytes())], b">\n");
             let value = value.clone();
             self.value(m, &value, depth + 1)?;
             self.close(depth, "attr");

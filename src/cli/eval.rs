@@ -89,7 +89,7 @@ pub fn run(global: &GlobalOpts, args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let text = outcome?;
     let mut stdout = std::io::stdout().lock();
     stdout
-        .write_all(text.as_bytes())
+        .write_all(&text)
         .and_then(|_| stdout.flush())
         .context("writing the result")?;
     Ok(ExitCode::SUCCESS)
@@ -103,7 +103,7 @@ fn evaluate(
     store_dir: String,
     config: Option<kiln_store::store::StoreConfig>,
     args: &EvalArgs,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Vec<u8>> {
     // A dry-run store computes Nix's real paths (sources, `toFile`, `.drv`s)
     // without writing, like `nix-instantiate --eval` in read-only mode.
     let store = match config {
@@ -151,7 +151,8 @@ fn evaluate(
         } else {
             args.attr.iter().map(String::as_str).collect()
         };
-        let mut out = String::new();
+        // Bytes: a string need not be UTF-8, and is printed as it is.
+        let mut out = Vec::new();
         for path in paths {
             let mut value = session.select_path(root.clone(), path, &auto_args)?;
             // As `nix-instantiate --eval`: a function is called only when
@@ -159,9 +160,9 @@ fn evaluate(
             if !auto_args.is_empty() {
                 value = session.auto_call(value, &auto_args)?;
             }
-            out.push_str(&session.render(&value, format, args.strict)?);
+            out.extend_from_slice(&session.render_bytes(&value, format, args.strict)?);
             if format != OutputFormat::Xml && format != OutputFormat::Raw {
-                out.push('\n');
+                out.push(b'\n');
             }
         }
         Ok(out)

@@ -162,7 +162,10 @@ fn map_attrs(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let f = args[0].clone();
     let attrs = m.force_attrs(&args[1])?;
     let mapped = attrs.map_values(|name, v| {
-        let partial = Value::Thunk(Thunk::apply(f.clone(), Value::string(name.as_str())));
+        let partial = Value::Thunk(Thunk::apply(
+            f.clone(),
+            Value::String(NixString::from_symbol(name)),
+        ));
         Value::Thunk(Thunk::apply(partial, v.clone()))
     });
     Ok(Value::Attrs(mapped))
@@ -231,7 +234,10 @@ fn zip_attrs_with(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let entries = collected
         .into_iter()
         .map(|(name, values)| {
-            let partial = Value::Thunk(Thunk::apply(f.clone(), Value::string(name.as_str())));
+            let partial = Value::Thunk(Thunk::apply(
+                f.clone(),
+                Value::String(NixString::from_symbol(name)),
+            ));
             (
                 name,
                 Value::Thunk(Thunk::apply(partial, Value::List(List::new(values)))),

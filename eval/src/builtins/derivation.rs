@@ -70,6 +70,24 @@ fn fail(message: impl Into<String>) -> EvalError {
     EvalError::new(ErrorKind::InvalidValue(message.into()), None)
 }
 
+/// The text of a string that goes into a `.drv`. kiln's derivations hold
+/// UTF-8 text, so bytes that are not UTF-8 (from a `readFile` of a Latin-1
+/// file, say) are an error here, never replaced (Nix 2.8 writes them as
+/// they are; a known difference, see docs/language.md).
+fn drv_text(s: &NixString) -> EvalResult<String> {
+    match s.to_str() {
+        Some(text) => Ok(text.to_owned()),
+        None => Err(not_utf8(s.as_bytes())),
+    }
+}
+
+fn not_utf8(bytes: &[u8]) -> EvalError {
+    fail(format!(
+        "the string '{}' is not valid UTF-8, which kiln cannot write into a derivation yet",
+        bytes.escape_ascii()
+    ))
+}
+
 /// Errors of output-path computation: the derivation's or the store's.
 #[derive(Debug)]
 enum FillError {
@@ -163,7 +181,8 @@ fn gather(m: &mut Machine, attrs: &Attrs) -> EvalResult<Box<Gathered>> {
     let mut json = structured.then(|| String::from("{"));
 
     for (key_sym, value) in attrs.sorted() {
-        let key = key_sym.as_str();
+        let key =
+            std::str::from_utf8(key_sym.as_bytes()).map_err(|_| not_utf8(key_sym.as_bytes()))?;
         if key == "__ignoreNulls" {
             continue;
         }
@@ -313,18 +332,16 @@ fn process_attribute(
             json.push(',');
         }
         let mut key_context = Context::new();
-        json.push_str(&super::json::to_json(
-            m,
-            &Value::string(key),
-            &mut key_context,
-        )?);
+        let key_json = super::json::to_json(m, &Value::string(key), &mut key_context)?;
+        json.push_str(&String::from_utf8(key_json).map_err(|e| not_utf8(e.as_bytes()))?);
         json.push(':');
-        json.push_str(&super::json::to_json(m, value, context)?);
+        let value_json = super::json::to_json(m, value, context)?;
+        json.push_str(&String::from_utf8(value_json).map_err(|e| not_utf8(e.as_bytes()))?);
         match key {
             "builder" => {
                 let s = m.force_string(value)?;
                 s.merge_context_into(context);
-                special.builder = Some(s.as_str().to_owned());
+                special.builder = Some(drv_text(&s)?);
             }
             "system" => special.system = Some(string_no_context(m, value, key)?),
             "outputHash" => special.output_hash = Some(string_no_context(m, value, key)?),
@@ -378,7 +395,7 @@ fn string_no_context(m: &mut Machine, value: &Value, key: &str) -> EvalResult<St
             s.as_str()
         )));
     }
-    Ok(s.as_str().to_owned())
+    drv_text(&s)
 }
 
 fn hash_mode(s: &str) -> EvalResult<FileIngestionMethod> {
@@ -441,7 +458,7 @@ pub fn coerce_env(m: &mut Machine, value: &Value, context: &mut Context) -> Eval
         _ => {
             let s = m.coerce_to_string(&value, Coercion::ToString)?;
             s.merge_context_into(context);
-            Ok(s.as_str().to_owned())
+            drv_text(&s)
         }
     }
 }

@@ -43,10 +43,7 @@ pub fn hex_digest(algo: &str, data: &[u8]) -> EvalResult<String> {
 fn hash_string(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let algo = m.force_string(&args[0])?;
     let s = m.force_string(&args[1])?;
-    Ok(Value::string(hex_digest(
-        algo.as_str(),
-        s.as_str().as_bytes(),
-    )?))
+    Ok(Value::string(hex_digest(algo.as_str(), s.as_bytes())?))
 }
 
 fn hash_file(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {

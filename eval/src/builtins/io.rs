@@ -52,7 +52,8 @@ fn read_file(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let bytes =
         m.io.read_file(&path)
             .map_err(|e| io_error("reading", &path, e))?;
-    Ok(Value::string(String::from_utf8_lossy(&bytes).into_owned()))
+    // Every byte, UTF-8 or not, as Nix.
+    Ok(Value::string(bytes))
 }
 
 fn read_dir(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
@@ -62,8 +63,11 @@ fn read_dir(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
             .map_err(|e| io_error("reading directory", &path, e))?;
     let mut out = Vec::new();
     for (name, kind) in entries {
-        let name = name.to_string_lossy().into_owned();
-        out.push((Symbol::intern(&name), Value::string(kind.as_str())));
+        use std::os::unix::ffi::OsStrExt;
+        out.push((
+            Symbol::intern_bytes(name.as_bytes()),
+            Value::string(kind.as_str()),
+        ));
     }
     Ok(Value::Attrs(Attrs::from_entries(out)))
 }

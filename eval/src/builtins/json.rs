@@ -33,8 +33,11 @@ fn to_json_builtin(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
 }
 
 /// Serialise `v` (forcing it deeply); string contexts are collected.
-pub fn to_json(m: &mut Machine, v: &Value, context: &mut Context) -> EvalResult<String> {
-    let mut out = String::new();
+/// Strings are written byte for byte, as Nix 2.8 does: bytes that are not
+/// UTF-8 stay as they are (the result is then not valid JSON text, as
+/// Nix's).
+pub fn to_json(m: &mut Machine, v: &Value, context: &mut Context) -> EvalResult<Vec<u8>> {
+    let mut out = Vec::new();
     write_json(m, v, context, &mut out)?;
     Ok(out)
 }
@@ -43,58 +46,58 @@ fn write_json(
     m: &mut Machine,
     v: &Value,
     context: &mut Context,
-    out: &mut String,
+    out: &mut Vec<u8>,
 ) -> EvalResult<()> {
     m.check_stack()?;
     let v = m.force(v)?;
     match &v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => out.push_str(&i.to_string()),
-        Value::Float(f) => out.push_str(&format_float(*f)),
+        Value::Null => out.extend_from_slice("null".as_bytes()),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::Float(f) => out.extend_from_slice(format_float(*f).as_bytes()),
         Value::String(s) => {
             s.merge_context_into(context);
-            escape_json(s.as_str(), out);
+            escape_json(s.as_bytes(), out);
         }
         Value::Path(p) => {
             let store_path = m.copy_path_to_store(p)?;
             context.insert(ContextElem::Path(store_path.clone()));
-            escape_json(&store_path, out);
+            escape_json(store_path.as_bytes(), out);
         }
         Value::List(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_json(m, item, context, out)?;
             }
-            out.push(']');
+            out.push(b']');
         }
         Value::Attrs(attrs) => {
             if attrs.contains(m.sym.to_string) {
                 let s = m.coerce_to_string(&v, Coercion::Interpolate)?;
                 s.merge_context_into(context);
-                escape_json(s.as_str(), out);
+                escape_json(s.as_bytes(), out);
                 return Ok(());
             }
             if let Some(out_path) = attrs.get(m.sym.out_path) {
                 let out_path = out_path.clone();
                 return write_json(m, &out_path, context, out);
             }
-            out.push('{');
+            out.push(b'{');
             for (i, (name, item)) in attrs.sorted().into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                escape_json(name.as_str(), out);
-                out.push(':');
+                escape_json(name.as_bytes(), out);
+                out.push(b':');
                 let item = item.clone();
                 write_json(m, &item, context, out).map_err(|e| {
                     e.context(format!("while evaluating the attribute '{name}'"), None)
                 })?;
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Lambda(_) | Value::PrimOp(_) | Value::Thunk(_) => {
             return Err(EvalError::new(
@@ -106,22 +109,22 @@ fn write_json(
     Ok(())
 }
 
-fn escape_json(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
+fn escape_json(s: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &c in s {
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            c if c < 0x20 => out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
             c => out.push(c),
         }
     }
-    out.push('"');
+    out.push(b'"');
 }
 
 fn from_json(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {

@@ -305,7 +305,7 @@ fn group_by(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let mut index: rustc_hash::FxHashMap<Symbol, usize> = Default::default();
     for x in list.iter() {
         let key = m.call(f.clone(), x.clone(), None)?;
-        let key = Symbol::intern(m.expect_string(&key)?.as_str());
+        let key = m.expect_string(&key)?.to_symbol();
         let slot = *index.entry(key).or_insert_with(|| {
             groups.push((key, Vec::new()));
             groups.len() - 1

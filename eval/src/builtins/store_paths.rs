@@ -221,7 +221,7 @@ fn to_file(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
         }
     }
     let store = m.store.clone();
-    let path = store.add_text(name.as_str(), contents.as_str(), &references)?;
+    let path = store.add_text(name.as_str(), contents.as_bytes(), &references)?;
     Ok(Value::String(NixString::with_context(
         path.as_str(),
         Context::from([ContextElem::Path(path.clone())]),

@@ -2,15 +2,18 @@
 //! `replaceStrings`, `split`, `match`, `baseNameOf`, `dirOf`,
 //! `parseDrvName`, `compareVersions`, `splitVersion`, `toXML`.
 //!
-//! Offsets and lengths are in bytes, as in Nix. Results keep the context
-//! of the strings they were made from. Regular expressions are POSIX
-//! extended ones in Nix; the `regex` crate accepts that syntax for what
-//! package sets use (classes like `[[:alpha:]]` included).
+//! Strings are bytes, as in Nix: offsets and lengths count bytes, and a
+//! string need not be UTF-8 (a `substring` may cut a character in two).
+//! Results keep the context of the strings they were made from. Regular
+//! expressions are POSIX extended ones in Nix, matched on bytes as Nix's
+//! `std::regex` does (`.` is one byte); the `regex` crate's `bytes` engine
+//! with Unicode off accepts that syntax for what package sets use (classes
+//! like `[[:alpha:]]` included).
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
 
-use regex::Regex;
+use regex::bytes::Regex;
 use rustc_hash::FxHashMap;
 
 use super::Builtin;
@@ -92,12 +95,7 @@ fn invalid(msg: impl Into<String>) -> EvalError {
     EvalError::new(ErrorKind::InvalidValue(msg.into()), None)
 }
 
-/// Text from bytes that may have been cut inside a UTF-8 sequence.
-fn from_bytes(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn with_context_of(text: String, source: &NixString) -> NixString {
+fn with_context_of(text: impl Into<crate::value::string::Text>, source: &NixString) -> NixString {
     NixString::with_context_of(text, source)
 }
 
@@ -114,22 +112,19 @@ fn substring(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     if start < 0 {
         return Err(invalid("negative start position in 'substring'"));
     }
-    let bytes = s.as_str().as_bytes();
+    let bytes = s.as_bytes();
     let start = (start as usize).min(bytes.len());
     let end = if len < 0 {
         bytes.len()
     } else {
         start.saturating_add(len as usize).min(bytes.len())
     };
-    Ok(Value::String(with_context_of(
-        from_bytes(&bytes[start..end]),
-        &s,
-    )))
+    Ok(Value::String(with_context_of(&bytes[start..end], &s)))
 }
 
 fn string_length(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let s = m.coerce_to_string(&args[0], Coercion::Interpolate)?;
-    Ok(Value::Int(s.as_str().len() as i64))
+    Ok(Value::Int(s.as_bytes().len() as i64))
 }
 
 fn concat_strings_sep(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
@@ -139,18 +134,18 @@ fn concat_strings_sep(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let mut total = 0;
     for item in list.iter() {
         let s = m.coerce_to_string(item, Coercion::Interpolate)?;
-        total += s.as_str().len() + sep.as_str().len();
+        total += s.as_bytes().len() + sep.as_bytes().len();
         parts.push(s);
     }
     // One allocation for the result.
-    let mut text = String::with_capacity(total);
+    let mut text = Vec::with_capacity(total);
     let mut context = Context::new();
     sep.merge_context_into(&mut context);
     for (i, s) in parts.iter().enumerate() {
         if i > 0 {
-            text.push_str(sep.as_str());
+            text.extend_from_slice(sep.as_bytes());
         }
-        text.push_str(s.as_str());
+        text.extend_from_slice(s.as_bytes());
         s.merge_context_into(&mut context);
     }
     Ok(Value::String(NixString::with_context(text, context)))
@@ -174,7 +169,7 @@ fn replace_strings(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
         to.push(Some(m.force_string(t)?));
     }
     let s = m.force_string(&args[2])?;
-    let bytes = s.as_str().as_bytes();
+    let bytes = s.as_bytes();
     let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
     let mut context = Context::new();
     s.merge_context_into(&mut context);
@@ -182,14 +177,14 @@ fn replace_strings(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     while p <= bytes.len() {
         let mut found = false;
         for (i, pattern) in from.iter().enumerate() {
-            let pat = pattern.as_str().as_bytes();
+            let pat = pattern.as_bytes();
             if bytes[p..].starts_with(pat) {
                 found = true;
                 if to[i].is_none() {
                     to[i] = Some(m.force_string(&to_list.as_slice()[i])?);
                 }
                 if let Some(rep) = &to[i] {
-                    out.extend_from_slice(rep.as_str().as_bytes());
+                    out.extend_from_slice(rep.as_bytes());
                     rep.merge_context_into(&mut context);
                 }
                 if pat.is_empty() {
@@ -210,38 +205,51 @@ fn replace_strings(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
             p += 1;
         }
     }
-    Ok(Value::String(NixString::with_context(
-        from_bytes(&out),
-        context,
-    )))
+    Ok(Value::String(NixString::with_context(out, context)))
 }
 
 thread_local! {
-    static REGEX_CACHE: RefCell<FxHashMap<(String, bool), Regex>> = RefCell::new(FxHashMap::default());
+    static REGEX_CACHE: RefCell<FxHashMap<(Vec<u8>, bool), Regex>> = RefCell::new(FxHashMap::default());
 }
 
 /// Compile (once) a POSIX extended regex; `whole` anchors it at both ends.
-fn compile_regex(pattern: &str, whole: bool) -> EvalResult<Regex> {
+fn compile_regex(pattern: &[u8], whole: bool) -> EvalResult<Regex> {
     let key = (pattern.to_owned(), whole);
     if let Some(re) = REGEX_CACHE.with(|c| c.borrow().get(&key).cloned()) {
         return Ok(re);
     }
-    // POSIX extended, as Nix's: `.` matches a newline too (`(?s)`).
+    // Bytes, as Nix's `std::regex` over `char`: every byte that is not
+    // ASCII is written as an escape, so `[é]` is a class of two bytes and
+    // a pattern need not be UTF-8.
+    let mut ascii = String::with_capacity(pattern.len());
+    for &b in pattern {
+        if b.is_ascii() {
+            ascii.push(b as char);
+        } else {
+            ascii.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    // POSIX extended, as Nix's: `.` matches a newline too (`(?s)`), and
+    // any one byte (`-u`).
     let source = if whole {
-        format!("(?s)^(?:{pattern})$")
+        format!("(?s-u)^(?:{ascii})$")
     } else {
-        format!("(?s){pattern}")
+        format!("(?s-u){ascii}")
     };
-    let re = Regex::new(&source)
-        .map_err(|e| invalid(format!("invalid regular expression '{pattern}': {e}")))?;
+    let re = Regex::new(&source).map_err(|e| {
+        invalid(format!(
+            "invalid regular expression '{}': {e}",
+            String::from_utf8_lossy(pattern)
+        ))
+    })?;
     REGEX_CACHE.with(|c| c.borrow_mut().insert(key, re.clone()));
     Ok(re)
 }
 
-fn captures_list(caps: &regex::Captures<'_>) -> Value {
+fn captures_list(caps: &regex::bytes::Captures<'_>) -> Value {
     let groups = (1..caps.len())
         .map(|i| match caps.get(i) {
-            Some(g) => Value::string(g.as_str()),
+            Some(g) => Value::string(g.as_bytes()),
             None => Value::Null,
         })
         .collect();
@@ -251,8 +259,8 @@ fn captures_list(caps: &regex::Captures<'_>) -> Value {
 fn regex_match(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let pattern = m.force_string(&args[0])?;
     let s = m.force_string(&args[1])?;
-    let re = compile_regex(pattern.as_str(), true)?;
-    Ok(match re.captures(s.as_str()) {
+    let re = compile_regex(pattern.as_bytes(), true)?;
+    Ok(match re.captures(s.as_bytes()) {
         Some(caps) => captures_list(&caps),
         None => Value::Null,
     })
@@ -261,14 +269,14 @@ fn regex_match(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
 fn split(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let pattern = m.force_string(&args[0])?;
     let s = m.force_string(&args[1])?;
-    let re = compile_regex(pattern.as_str(), false)?;
-    let text = s.as_str();
+    let re = compile_regex(pattern.as_bytes(), false)?;
+    let text = s.as_bytes();
     let mut out = Vec::new();
     let mut last = 0;
     // The matches as Nix 2.8's `std::sregex_iterator` finds them: after a
     // non-empty match, an empty one right at its end counts (Rust's own
     // iterator skips it: `split "(.*)" "abc"` has two matches); after an
-    // empty match the search goes on one character further.
+    // empty match the search goes on one byte further.
     let mut pos = 0;
     while let Some(caps) = re.captures_at(text, pos) {
         let Some(whole) = caps.get(0) else { break };
@@ -277,8 +285,8 @@ fn split(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
         last = whole.end();
         if !whole.is_empty() {
             pos = whole.end();
-        } else if let Some(c) = text[whole.end()..].chars().next() {
-            pos = whole.end() + c.len_utf8();
+        } else if whole.end() < text.len() {
+            pos = whole.end() + 1;
         } else {
             break;
         }
@@ -289,42 +297,43 @@ fn split(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
 
 fn base_name_of(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let s = m.coerce_to_string(&args[0], Coercion::PathPart)?;
-    let text = s.as_str();
-    let trimmed = text.strip_suffix('/').unwrap_or(text);
-    let base = match trimmed.rfind('/') {
+    let text = s.as_bytes();
+    let trimmed = text.strip_suffix(b"/").unwrap_or(text);
+    let base = match trimmed.iter().rposition(|&b| b == b'/') {
         Some(i) => &trimmed[i + 1..],
         None => trimmed,
     };
-    Ok(Value::String(with_context_of(base.to_owned(), &s)))
+    Ok(Value::String(with_context_of(base, &s)))
 }
 
-fn dir_name(text: &str) -> String {
-    match text.rfind('/') {
-        None => ".".to_owned(),
-        Some(0) => "/".to_owned(),
-        Some(i) => text[..i].to_owned(),
+fn dir_name(text: &[u8]) -> &[u8] {
+    match text.iter().rposition(|&b| b == b'/') {
+        None => b".",
+        Some(0) => b"/",
+        Some(i) => &text[..i],
     }
 }
 
 fn dir_of(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     let v = m.force(&args[0])?;
     if let Value::Path(p) = &v {
-        return Ok(Value::path(dir_name(&p.display().to_string())));
+        use std::os::unix::ffi::OsStrExt;
+        let parent = dir_name(p.as_os_str().as_bytes());
+        return Ok(Value::path(std::ffi::OsStr::from_bytes(parent)));
     }
     let s = m.coerce_to_string(&v, Coercion::PathPart)?;
-    Ok(Value::String(with_context_of(dir_name(s.as_str()), &s)))
+    Ok(Value::String(with_context_of(dir_name(s.as_bytes()), &s)))
 }
 
 fn parse_drv_name(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
     // Nix 2.8 takes a string here, not anything that coerces to one.
     let s = m.force_string(&args[0])?;
-    let text = s.as_str();
-    let bytes = text.as_bytes();
+    let bytes = s.as_bytes();
     let split_at = (0..bytes.len())
         .find(|&i| bytes[i] == b'-' && i + 1 < bytes.len() && !bytes[i + 1].is_ascii_alphabetic());
-    let (name, version) = match split_at {
-        Some(i) => (&text[..i], &text[i + 1..]),
-        None => (text, ""),
+    let (name, version): (&[u8], &[u8]) = match split_at {
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (bytes, b""),
     };
     Ok(Value::Attrs(Attrs::from_entries(vec![
         (Symbol::intern("name"), Value::string(name)),
@@ -414,7 +423,7 @@ fn split_version(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
 }
 
 fn to_xml(m: &mut Machine, args: &[Value]) -> EvalResult<Value> {
-    Ok(Value::string(crate::xml::to_xml(m, &args[0])?))
+    Ok(Value::string(crate::xml::to_xml_bytes(m, &args[0])?))
 }
 
 #[cfg(test)]

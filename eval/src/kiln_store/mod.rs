@@ -238,11 +238,11 @@ impl EvalStore for KilnEvalStore {
     fn add_text(
         &self,
         name: &str,
-        text: &str,
+        text: &[u8],
         references: &BTreeSet<String>,
     ) -> StoreResult<String> {
         let refs = self.parse_all(references)?;
-        let path = self.add_text_bytes(name, text.as_bytes().to_vec(), refs)?;
+        let path = self.add_text_bytes(name, text.to_vec(), refs)?;
         Ok(self.dir.display(&path))
     }
 
@@ -469,7 +469,7 @@ mod tests {
         fs::write(&physical, "garbage").expect("leftover");
         let eval_store = KilnEvalStore::writing(store);
         let path = eval_store
-            .add_text("hello", "hi", &BTreeSet::new())
+            .add_text("hello", b"hi", &BTreeSet::new())
             .expect("add");
         assert_eq!(path, want);
         let parsed = StoreDir::new("/nix/store")
@@ -490,7 +490,7 @@ mod tests {
         // `builtins.toFile "hello" "hi"` under /nix/store in Nix 2.8.
         let store = KilnEvalStore::dry_run(StoreDir::new("/nix/store").expect("dir"));
         let path = store
-            .add_text("hello", "hi", &BTreeSet::new())
+            .add_text("hello", b"hi", &BTreeSet::new())
             .expect("path");
         assert_eq!(path, "/nix/store/psfcckwhbzj6xincr5ydak4wakyb3fsh-hello");
         assert!(store.is_valid(&path));

@@ -136,19 +136,20 @@ impl Attrs {
     /// Entries in alphabetical order of their names, as Nix exposes them.
     pub fn sorted(&self) -> Vec<(Symbol, &Value)> {
         // Look each name up once, not once per comparison.
-        let mut keyed: Vec<(&'static str, Symbol, &Value)> =
-            self.iter().map(|(n, v)| (n.as_str(), n, v)).collect();
+        // Bytewise, as Nix.
+        let mut keyed: Vec<(&'static [u8], Symbol, &Value)> =
+            self.iter().map(|(n, v)| (n.as_bytes(), n, v)).collect();
         keyed.sort_unstable_by(|a, b| a.0.cmp(b.0));
         keyed.into_iter().map(|(_, n, v)| (n, v)).collect()
     }
 
     /// Names in alphabetical order.
     pub fn sorted_names(&self) -> Vec<Symbol> {
-        let mut keyed: Vec<(&'static str, Symbol)> = self
+        let mut keyed: Vec<(&'static [u8], Symbol)> = self
             .0
             .entries
             .iter()
-            .map(|(n, _)| (n.as_str(), *n))
+            .map(|(n, _)| (n.as_bytes(), *n))
             .collect();
         keyed.sort_unstable_by(|a, b| a.0.cmp(b.0));
         keyed.into_iter().map(|(_, n)| n).collect()

@@ -181,7 +181,6 @@ impl<'a> IntoIterator for &'a Context {
 
 #[derive(Debug)]
 struct Inner {
-    // A `String`, not `Box<str>`: converting would reallocate to shrink.
     text: Text,
     /// Shared: a string made from one string with context (a substring,
     /// an interpolation of one derivation) keeps the same context.
@@ -190,30 +189,60 @@ struct Inner {
     /// name (`NO_SYMBOL` until then): `s.${name}` over names from
     /// `attrNames` then never hashes the text again.
     symbol: Cell<u32>,
+    /// Whether the bytes are valid UTF-8 (known for free for text made
+    /// from Rust strings; checked once for text made from bytes).
+    utf8: bool,
+    /// For text that is not UTF-8: the lossy rendering handed out by
+    /// [`NixString::as_str`] to the few callers that need `&str` (file
+    /// names, error messages), made once on first use.
+    lossy: std::cell::OnceCell<Box<str>>,
 }
 
 const NO_SYMBOL: u32 = u32::MAX;
 
-/// UTF-8 bytes; up to 24 of them are kept inline, so the many short
-/// strings a program makes (names, numbers, versions) cost one allocation
-/// (the `Rc`) instead of two.
+/// A string's bytes. As in Nix, a string is any sequence of bytes (a
+/// `readFile` of a Latin-1 file, a `substring` that cuts a UTF-8 character
+/// in two); up to 24 of them are kept inline, so the many short strings a
+/// program makes (names, numbers, versions) cost one allocation (the `Rc`)
+/// instead of two.
 #[derive(Debug)]
-pub struct Text(smallvec::SmallVec<[u8; 24]>);
+pub struct Text(smallvec::SmallVec<[u8; 24]>, bool);
 
 impl Text {
-    // The crate's one `unsafe` (see the crate docs).
-    #[allow(unsafe_code)]
-    fn as_str(&self) -> &str {
-        // SAFETY: a `Text` is only ever built from a `String` or `&str`
-        // (see the `From` impls below) and never mutated, so its bytes are
-        // valid UTF-8.
-        unsafe { std::str::from_utf8_unchecked(&self.0) }
+    /// Arbitrary bytes (checked once for UTF-8).
+    pub fn from_bytes(bytes: &[u8]) -> Text {
+        Text(
+            smallvec::SmallVec::from_slice(bytes),
+            std::str::from_utf8(bytes).is_ok(),
+        )
+    }
+
+    /// Arbitrary bytes, reusing the buffer when it is not small.
+    pub fn from_vec(bytes: Vec<u8>) -> Text {
+        let utf8 = std::str::from_utf8(&bytes).is_ok();
+        if bytes.len() <= 24 {
+            Text(smallvec::SmallVec::from_slice(&bytes), utf8)
+        } else {
+            Text(smallvec::SmallVec::from_vec(bytes), utf8)
+        }
     }
 }
 
 impl From<&str> for Text {
     fn from(s: &str) -> Text {
-        Text(smallvec::SmallVec::from_slice(s.as_bytes()))
+        Text(smallvec::SmallVec::from_slice(s.as_bytes()), true)
+    }
+}
+
+impl From<&[u8]> for Text {
+    fn from(s: &[u8]) -> Text {
+        Text::from_bytes(s)
+    }
+}
+
+impl From<Vec<u8>> for Text {
+    fn from(s: Vec<u8>) -> Text {
+        Text::from_vec(s)
     }
 }
 
@@ -232,10 +261,10 @@ impl From<Box<str>> for Text {
 impl From<String> for Text {
     fn from(s: String) -> Text {
         if s.len() <= 24 {
-            Text(smallvec::SmallVec::from_slice(s.as_bytes()))
+            Text(smallvec::SmallVec::from_slice(s.as_bytes()), true)
         } else {
             // Reuses the string's buffer.
-            Text(smallvec::SmallVec::from_vec(s.into_bytes()))
+            Text(smallvec::SmallVec::from_vec(s.into_bytes()), true)
         }
     }
 }
@@ -245,22 +274,25 @@ impl From<String> for Text {
 pub struct NixString(Rc<Inner>);
 
 impl NixString {
+    fn make(text: Text, context: Option<Rc<Context>>, symbol: u32) -> NixString {
+        let utf8 = text.1;
+        NixString(Rc::new(Inner {
+            text,
+            context,
+            symbol: Cell::new(symbol),
+            utf8,
+            lossy: std::cell::OnceCell::new(),
+        }))
+    }
+
     /// A string with no context.
     pub fn new(text: impl Into<Text>) -> NixString {
-        NixString(Rc::new(Inner {
-            text: text.into(),
-            context: None,
-            symbol: Cell::new(NO_SYMBOL),
-        }))
+        NixString::make(text.into(), None, NO_SYMBOL)
     }
 
     /// The text of an attribute name (knows its symbol already).
     pub fn from_symbol(symbol: Symbol) -> NixString {
-        NixString(Rc::new(Inner {
-            text: Text(smallvec::SmallVec::from_slice(symbol.as_str().as_bytes())),
-            context: None,
-            symbol: Cell::new(symbol.index()),
-        }))
+        NixString::make(Text::from(symbol.as_bytes()), None, symbol.index())
     }
 
     /// This text as an interned attribute name.
@@ -269,7 +301,7 @@ impl NixString {
         if cached != NO_SYMBOL {
             return Symbol::from_index(cached);
         }
-        let symbol = Symbol::intern(self.0.text.as_str());
+        let symbol = Symbol::intern_bytes(self.as_bytes());
         self.0.symbol.set(symbol.index());
         symbol
     }
@@ -281,24 +313,45 @@ impl NixString {
         } else {
             Some(Rc::new(context))
         };
-        NixString(Rc::new(Inner {
-            text: text.into(),
-            context,
-            symbol: Cell::new(NO_SYMBOL),
-        }))
+        NixString::make(text.into(), context, NO_SYMBOL)
     }
 
     /// A string with the same context as `source`.
     pub fn with_context_of(text: impl Into<Text>, source: &NixString) -> NixString {
-        NixString(Rc::new(Inner {
-            text: text.into(),
-            context: source.0.context.clone(),
-            symbol: Cell::new(NO_SYMBOL),
-        }))
+        NixString::make(text.into(), source.0.context.clone(), NO_SYMBOL)
     }
 
+    /// The bytes of the string: what every string operation works on.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0.text.0
+    }
+
+    /// Whether the bytes are valid UTF-8.
+    pub fn is_utf8(&self) -> bool {
+        self.0.utf8
+    }
+
+    /// The text as `&str`, for callers that need one (file names, error
+    /// messages, numbers). Exact for UTF-8 text; for any other bytes it is
+    /// the lossy rendering (U+FFFD for each bad sequence), so operations on
+    /// a string's value use [`NixString::as_bytes`] instead.
+    #[allow(unsafe_code)]
     pub fn as_str(&self) -> &str {
-        self.0.text.as_str()
+        if self.0.utf8 {
+            // SAFETY: `utf8` is true only when the bytes were made from a
+            // Rust string or checked (`Text::from_bytes`), and a `Text` is
+            // never mutated.
+            unsafe { std::str::from_utf8_unchecked(&self.0.text.0) }
+        } else {
+            self.0
+                .lossy
+                .get_or_init(|| String::from_utf8_lossy(&self.0.text.0).into())
+        }
+    }
+
+    /// The text as `&str` when it is UTF-8.
+    pub fn to_str(&self) -> Option<&str> {
+        self.0.utf8.then(|| self.as_str())
     }
 
     /// The context, if any.
@@ -321,7 +374,7 @@ impl NixString {
     /// The same text without context (`unsafeDiscardStringContext`).
     pub fn without_context(&self) -> NixString {
         if self.has_context() {
-            NixString::new(self.as_str())
+            NixString::new(self.as_bytes())
         } else {
             self.clone()
         }
@@ -330,7 +383,7 @@ impl NixString {
 
 impl fmt::Debug for NixString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.as_str())?;
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))?;
         if let Some(ctx) = self.context() {
             write!(f, " (context {ctx:?})")?;
         }
@@ -341,7 +394,7 @@ impl fmt::Debug for NixString {
 impl PartialEq for NixString {
     /// Equality compares text only, as in Nix.
     fn eq(&self, other: &NixString) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -360,7 +413,10 @@ impl From<String> for NixString {
 /// Builds a string from pieces, collecting their contexts.
 #[derive(Default)]
 pub struct StringBuilder {
-    text: String,
+    text: Vec<u8>,
+    /// Some piece was not UTF-8 (checked again at `finish`: two halves of
+    /// a character make a whole one).
+    maybe_not_utf8: bool,
     context: Collected,
 }
 
@@ -396,12 +452,19 @@ impl StringBuilder {
     }
 
     pub fn push_str(&mut self, text: &str) {
-        self.text.push_str(text);
+        self.text.extend_from_slice(text.as_bytes());
+    }
+
+    /// Append bytes.
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        self.maybe_not_utf8 |= std::str::from_utf8(bytes).is_err();
+        self.text.extend_from_slice(bytes);
     }
 
     /// Append a string value, keeping its context.
     pub fn push(&mut self, s: &NixString) {
-        self.text.push_str(s.as_str());
+        self.text.extend_from_slice(s.as_bytes());
+        self.maybe_not_utf8 |= !s.is_utf8();
         let Some(theirs) = &s.0.context else {
             return;
         };
@@ -421,14 +484,20 @@ impl StringBuilder {
     }
 
     pub fn finish(self) -> NixString {
+        let text = if self.maybe_not_utf8 {
+            Text::from_vec(self.text)
+        } else {
+            // Every piece was UTF-8, so the whole is.
+            if self.text.len() <= 24 {
+                Text(smallvec::SmallVec::from_slice(&self.text), true)
+            } else {
+                Text(smallvec::SmallVec::from_vec(self.text), true)
+            }
+        };
         match self.context {
-            Collected::None => NixString::new(self.text),
-            Collected::Shared(shared) => NixString(Rc::new(Inner {
-                text: self.text.into(),
-                context: Some(shared),
-                symbol: Cell::new(NO_SYMBOL),
-            })),
-            Collected::Owned(context) => NixString::with_context(self.text, context),
+            Collected::None => NixString::new(text),
+            Collected::Shared(shared) => NixString::make(text, Some(shared), NO_SYMBOL),
+            Collected::Owned(context) => NixString::with_context(text, context),
         }
     }
 }
