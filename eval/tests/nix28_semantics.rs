@@ -207,3 +207,74 @@ fn argument_errors_name_the_function_as_nix_does() {
         format!("error: anonymous function at {f}:1:2 called with unexpected argument 'b'")
     );
 }
+
+#[test]
+fn assertion_failures_show_the_condition_as_nix_2_8_prints_it() {
+    // Nix 2.8's `Expr::show`: every compound expression parenthesised,
+    // `<`, `-`, `*`, `/` and unary minus as the calls they desugar to.
+    let cases: &[(&str, &str)] = &[
+        ("1 == 2", "(1 == 2)"),
+        ("(1 == 2) && true", "((1 == 2) && true)"),
+        ("!true", "(! true)"),
+        ("1 + 1 == 3", "((1 + 1) == 3)"),
+        ("(x: x) 1 == 2", "(((x: x) 1) == 2)"),
+        ("{a=1;}.a == 2", "(({ a = 1; }).a == 2)"),
+        ("1 < 0", "(__lessThan 1 0)"),
+        ("1 <= 0", "(! (__lessThan 0 1))"),
+        ("1 > 2", "(__lessThan 2 1)"),
+        ("1 >= 2", "(! (__lessThan 1 2))"),
+        ("2 * 3 / 1 == 0", "((__div (__mul 2 3) 1) == 0)"),
+        ("-1 == 0", "((__sub 0 1) == 0)"),
+        ("\"a${\"b\"}c\" == 1", "((\"a\" + \"b\" + \"c\") == 1)"),
+        ("[1 2] == []", "([ (1) (2) ] == [ ])"),
+        ("{a=1;} ? b", "(({ a = 1; }) ? b)"),
+        (
+            "({a, b ? 1, ...}@c: a) == 1",
+            "(({ a, b ? 1, ... } @ c: a) == 1)",
+        ),
+        ("(let a = 1; in a) == 2", "((let a = 1; in a) == 2)"),
+        ("(with {}; 1) == 2", "((with { }; 1) == 2)"),
+        (
+            "(if true then 1 else 2) == 2",
+            "((if true then 1 else 2) == 2)",
+        ),
+        (
+            "{a.b = 1;}.a.b or 2 == 3",
+            "(({ a = { b = 1; }; }).a.b or (2) == 3)",
+        ),
+        (
+            "rec { inherit true; c = 1; ${\"d\"} = 2; } == 1",
+            "(rec { c = 1; d = 2; inherit true ; } == 1)",
+        ),
+        (
+            "let x = {}; in { inherit (x) a b; c = 1; } == 1",
+            "({ a = (x).a; b = (x).b; c = 1; } == 1)",
+        ),
+        (
+            "{ \"a b\" = 1; ${toString 1} = 2; } == 1",
+            "({ \"a b\" = 1; \"${(toString 1)}\" = 2; } == 1)",
+        ),
+        ("(x@{}: 1) == 1", "(({  } @ x: 1) == 1)"),
+        ("\"\\${x}\" == 1", "(\"\\${x}\" == 1)"),
+        ("1.5 == 2", "(1.5 == 2)"),
+        ("true -> false", "(true -> false)"),
+        ("{} // {} == 1", "(({ } // { }) == 1)"),
+        ("http://x == 1", "(\"http://x\" == 1)"),
+    ];
+    for (cond, nix) in cases {
+        let expr = if cond.starts_with("let x") {
+            // The `let` goes around the assertion.
+            format!(
+                "let x = {{}}; in assert {}; 1",
+                &cond["let x = {}; in ".len()..]
+            )
+        } else {
+            format!("assert {cond}; 1")
+        };
+        assert_eq!(
+            eval(&expr),
+            format!("error: assertion '{nix}' failed"),
+            "{cond}"
+        );
+    }
+}

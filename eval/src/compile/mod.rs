@@ -13,6 +13,7 @@
 
 pub mod ir;
 pub mod scope;
+pub mod show;
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -171,7 +172,8 @@ impl Compiler<'_> {
                 span,
             },
             K::Assert(a) => {
-                let text = self.ctx.sources.snippet(a.cond.span).to_owned();
+                // As Nix 2.8 prints it: re-parenthesised, not as written.
+                let text = show::show(&a.cond, self.ctx.interner, self.ctx.base_dir);
                 Expr::Assert {
                     cond: Box::new(self.expr(&mut a.cond, None)?),
                     body: Box::new(self.expr(&mut a.body, None)?),
