@@ -142,3 +142,16 @@ fn json_and_xml_write_the_bytes() {
         b"[\"a\xe9b\"]"
     );
 }
+
+#[test]
+fn a_derivation_refuses_bytes_that_are_not_utf8_instead_of_replacing_them() {
+    let dir = latin1_dir();
+    let got = eval_in(
+        dir.path(),
+        r#"(derivation { name = "x"; system = "x"; builder = "/b"; a = builtins.readFile ./lat1; }).drvPath"#,
+        OutputFormat::Nix,
+    );
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.contains("is not valid UTF-8"), "{got}");
+    assert!(got.contains("a\\xe9b"), "{got}");
+}
