@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, anyhow};
 use clap::Args;
 use kiln_store::gc::{GcAction, GcOptions, GcReport, Holder};
+use kiln_store::optimise::OptimiseOptions;
 use kiln_store::store::{Store, StoreError};
 use serde_json::{Value, json};
 
@@ -84,6 +85,62 @@ pub struct AddRootArgs {
     path: String,
     #[arg(value_name = "LINK")]
     link: PathBuf,
+}
+
+/// Hard-link identical files of the store to each other, through
+/// STORE/.links (as `nix-store --optimise`), and print how many files were
+/// linked and the bytes saved.
+///
+/// Files are identical when their NAR hashes are (contents and the
+/// executable bit); only regular files are linked. Readers never see a
+/// partial file (each duplicate is replaced by a rename), a collection may
+/// run meanwhile, and an interrupted run is finished by the next one.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  kiln store optimise --dry-run   how much would be saved
+  kiln store optimise
+  kiln store optimise --json")]
+pub struct OptimiseArgs {
+    /// Only count what would be linked; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print a JSON object instead of a line.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn optimise(global: &GlobalOpts, args: OptimiseArgs) -> anyhow::Result<()> {
+    let store = open_store(global)?;
+    let report = store
+        .optimise(OptimiseOptions {
+            dry_run: args.dry_run,
+        })
+        .context("optimising the store")?;
+    if args.json {
+        let value = json!({
+            "dryRun": args.dry_run,
+            "paths": report.paths,
+            "files": report.files,
+            "filesLinked": report.files_linked,
+            "bytesSaved": report.bytes_saved,
+        });
+        let text = serde_json::to_string_pretty(&value)? + "\n";
+        return output::stdout(text.as_bytes()).context("printing the report");
+    }
+    if !global.quiet {
+        let mib = report.bytes_saved as f64 / (1024.0 * 1024.0);
+        let files = match report.files_linked {
+            1 => "1 file".to_string(),
+            n => format!("{n} files"),
+        };
+        if args.dry_run {
+            say!("would free {mib:.2} MiB by hard-linking {files}");
+        } else {
+            say!("{mib:.2} MiB freed by hard-linking {files}");
+        }
+    }
+    Ok(())
 }
 
 pub fn gc(global: &GlobalOpts, args: GcArgs) -> anyhow::Result<()> {

@@ -52,6 +52,7 @@ enum StoreCommand {
     Delete(crate::cli::gc::DeleteArgs),
     Roots(crate::cli::gc::RootsArgs),
     AddRoot(crate::cli::gc::AddRootArgs),
+    Optimise(crate::cli::gc::OptimiseArgs),
 }
 
 /// Add files or directories to the store as source paths and print their
@@ -183,6 +184,7 @@ pub fn run(global: &GlobalOpts, args: StoreArgs) -> anyhow::Result<ExitCode> {
         StoreCommand::Delete(args) => crate::cli::gc::delete(global, args),
         StoreCommand::Roots(args) => crate::cli::gc::roots(global, args),
         StoreCommand::AddRoot(args) => crate::cli::gc::add_root(global, args),
+        StoreCommand::Optimise(args) => crate::cli::gc::optimise(global, args),
     }?;
     Ok(ExitCode::SUCCESS)
 }

@@ -64,7 +64,9 @@ pub fn remove_tree(path: &Path) -> Result<u64, StoreError> {
 }
 
 fn regular_size(stat: &rustix::fs::Stat) -> u64 {
-    if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile {
+    // A file with other links (`kiln store optimise`'s `.links`) frees
+    // nothing when one of its names goes.
+    if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile && stat.st_nlink == 1 {
         stat.st_size as u64
     } else {
         0

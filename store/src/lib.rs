@@ -16,6 +16,7 @@ pub mod gc;
 pub mod hash;
 pub mod nar;
 pub mod nixbase32;
+pub mod optimise;
 pub mod scan;
 pub mod signing;
 pub mod store;

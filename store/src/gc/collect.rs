@@ -151,6 +151,9 @@ impl Store {
         }
         drop(lock);
         report.bytes_freed = freed_now + self.empty_trash()?;
+        // After the trash is gone: `.links` entries only deleted paths used
+        // now have one link left.
+        report.bytes_freed += self.remove_unused_links();
         Ok(report)
     }
 
@@ -205,7 +208,8 @@ impl Store {
             Err(_) => 0, // gone already (deleted by hand, or a crash)
             Ok(meta) if !meta.is_dir() => match fs::remove_file(&path) {
                 Ok(()) => {
-                    if meta.is_file() {
+                    // Linked by `kiln store optimise`: the bytes stay in `.links`.
+                    if meta.is_file() && std::os::unix::fs::MetadataExt::nlink(&meta) == 1 {
                         meta.len()
                     } else {
                         0
