@@ -14,6 +14,7 @@ pub mod compression;
 pub mod error;
 pub mod narinfo;
 pub mod push;
+pub mod serve;
 pub mod substitute;
 
 pub use cache::Cache;

@@ -1,0 +1,2 @@
+pub struct ServeOptions;
+pub fn serve() {}
