@@ -56,4 +56,4 @@ pub mod supervise;
 
 pub use error::BuildError;
 pub use events::Observer;
-pub use realise::{Failure, RealiseOptions, Realised, realise};
+pub use realise::{Failure, RealiseOptions, Realised, realise, realise_basic};

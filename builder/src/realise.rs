@@ -100,6 +100,101 @@ pub fn realise(
     if plan.builds.is_empty() {
         return Ok(realised);
     }
+    run_plan(store, plan, realised, options, observer)
+}
+
+/// Build one derivation as it came over the wire from a remote client
+/// (Nix's `BasicDerivation`: no input derivations, every input path in
+/// `drv.input_srcs`, which must be valid here with their closures). The
+/// `.drv` itself need not be in this store, so its input-addressed output
+/// paths cannot be recomputed: they are taken as sent, as `nix-store
+/// --serve` does for the user it serves (who may import any path anyway).
+/// Fixed outputs are checked against their hash. Nothing is built when
+/// every output is valid.
+pub fn realise_basic(
+    store: &Store,
+    drv_path: &StorePath,
+    drv: kiln_store::Derivation,
+    options: &RealiseOptions,
+    observer: &dyn Observer,
+) -> Result<Realised, BuildError> {
+    let printed = store.print_path(drv_path);
+    if !drv.input_drvs.is_empty() {
+        return Err(BuildError::Other(format!(
+            "{printed}: a derivation from the wire names no input derivations"
+        )));
+    }
+    let outputs = output_paths(&printed, &drv)?;
+    for (name, output) in &drv.outputs {
+        if let kiln_store::DerivationOutput::Fixed { path, hash } = output {
+            let drv_name = drv_path.name().trim_end_matches(".drv");
+            let expected = kiln_store::derivation::output::fixed_output_path(
+                store.store_dir(),
+                drv_name,
+                name,
+                hash,
+            )
+            .map_err(|e| BuildError::Other(format!("{printed}: output {name}: {e}")))?;
+            if &expected != path {
+                return Err(BuildError::Other(format!(
+                    "{printed}: output {name} is {}, but its hash gives {}",
+                    store.print_path(path),
+                    store.print_path(&expected)
+                )));
+            }
+        }
+    }
+    let mut held: Vec<StorePath> = drv.input_srcs.iter().cloned().collect();
+    held.extend(outputs.values().cloned());
+    store
+        .add_temp_roots(&held)
+        .map_err(|e| BuildError::store("recording temporary GC roots", e))?;
+    for input in &drv.input_srcs {
+        let present = store
+            .is_present(input)
+            .map_err(|e| BuildError::store("querying the database", e))?;
+        if !present {
+            return Err(BuildError::Other(format!(
+                "input {} of {printed} is not valid in this store (copy it first)",
+                store.print_path(input)
+            )));
+        }
+    }
+    let mut realised = Realised::default();
+    realised.outputs.push((drv_path.clone(), outputs.clone()));
+    let mut all_valid = true;
+    for path in outputs.values() {
+        if !store
+            .is_present(path)
+            .map_err(|e| BuildError::store("querying the database", e))?
+        {
+            all_valid = false;
+        }
+    }
+    if all_valid {
+        return Ok(realised);
+    }
+    let inputs = drv.input_srcs.clone();
+    let plan = crate::plan::Plan {
+        builds: vec![PlannedBuild {
+            drv_path: drv_path.clone(),
+            drv,
+            inputs,
+            check: false,
+        }],
+        deps: vec![Vec::new()],
+    };
+    run_plan(store, plan, realised, options, observer)
+}
+
+/// Run the builds of `plan`, adding to `realised`.
+fn run_plan(
+    store: &Store,
+    plan: crate::plan::Plan,
+    mut realised: Realised,
+    options: &RealiseOptions,
+    observer: &dyn Observer,
+) -> Result<Realised, BuildError> {
     observer.planned(
         &plan
             .builds

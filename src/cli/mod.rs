@@ -17,6 +17,7 @@ mod option;
 mod parse;
 mod repair;
 mod repl;
+mod serve;
 mod shell;
 mod store;
 mod substitute;

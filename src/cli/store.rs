@@ -32,7 +32,8 @@ Examples:
   kiln store path-info --json --closure-size ./result
   kiln store query --requisites /kiln/store/<hash>-hello
   kiln store dump /kiln/store/<hash>-src > src.nar
-  kiln store restore ./copy < src.nar")]
+  kiln store restore ./copy < src.nar
+  ssh builder kiln store serve --stdio --write")]
 pub struct StoreArgs {
     #[command(subcommand)]
     command: StoreCommand,
@@ -53,6 +54,7 @@ enum StoreCommand {
     Roots(crate::cli::gc::RootsArgs),
     AddRoot(crate::cli::gc::AddRootArgs),
     Optimise(crate::cli::gc::OptimiseArgs),
+    Serve(crate::cli::serve::ServeArgs),
 }
 
 /// Add files or directories to the store as source paths and print their
@@ -180,6 +182,7 @@ pub fn run(global: &GlobalOpts, args: StoreArgs) -> anyhow::Result<ExitCode> {
         StoreCommand::Query(args) => query::run(global, args),
         StoreCommand::ShowDerivation(args) => show_derivation::run(global, args),
         StoreCommand::Verify(args) => return crate::cli::verify::run(global, &args),
+        StoreCommand::Serve(args) => return crate::cli::serve::run(global, args),
         StoreCommand::Gc(args) => crate::cli::gc::gc(global, args),
         StoreCommand::Delete(args) => crate::cli::gc::delete(global, args),
         StoreCommand::Roots(args) => crate::cli::gc::roots(global, args),
