@@ -17,5 +17,6 @@ mod pipes;
 mod query;
 mod readme;
 mod repl;
+mod serve;
 mod shell;
 mod store;

@@ -1,0 +1,1 @@
+//! Real Nix 2.8 on either side of the serve protocol.
