@@ -305,8 +305,16 @@ impl ServeClient {
         self.broken = true;
         // Stop the remote and collect the rest of its stderr.
         let _ = self.child.lock().unwrap_or_else(|p| p.into_inner()).kill();
+        // Wait a moment for the rest of its stderr, but not for ever: a
+        // grandchild of the remote command may still hold stderr open.
         if let Some(t) = self.stderr_thread.take() {
-            let _ = t.join();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
         let stderr = self.stderr();
         let context = format!("{context} with `{}`", self.program);
@@ -513,9 +521,14 @@ impl ServeClient {
             inner: &mut self.to,
             hasher: Hasher::new(HashAlgo::Sha256),
             count: 0,
+            write_error: None,
         };
         let dumped = kiln_store::nar::writer::dump_path(real, &mut hashing);
         let (hash, count) = (hashing.hasher.finish(), hashing.count);
+        if let (Err(e), Some(kind)) = (&dumped, hashing.write_error) {
+            // The remote went away (or refused and exited) mid-NAR.
+            return Err(io::Error::new(kind, e.to_string()));
+        }
         let problem = match dumped {
             Err(kiln_store::NarError::Io { source, .. })
                 if matches!(
@@ -827,11 +840,20 @@ struct HashingWriter<'a, W> {
     inner: &'a mut W,
     hasher: Hasher,
     count: u64,
+    /// The first error writing to the remote: the NAR writer wraps it in
+    /// its own error, and the connection needs to know it was the pipe.
+    write_error: Option<io::ErrorKind>,
 }
 
 impl<W: Write> Write for HashingWriter<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
+        let n = match self.inner.write(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                self.write_error.get_or_insert(e.kind());
+                return Err(e);
+            }
+        };
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)

@@ -19,7 +19,13 @@ fn tok(out: &mut Vec<u8>, s: &[u8]) {
 /// The NAR of a regular file with `contents`.
 fn file_nar(contents: &[u8]) -> Vec<u8> {
     let mut n = Vec::new();
-    for t in [&b"nix-archive-1"[..], b"(", b"type", b"regular", b"contents"] {
+    for t in [
+        &b"nix-archive-1"[..],
+        b"(",
+        b"type",
+        b"regular",
+        b"contents",
+    ] {
         tok(&mut n, t);
     }
     tok(&mut n, contents);
@@ -47,7 +53,10 @@ fn canned(env: &TestEnv, path: &StorePath, claimed: &Hash, nar: &[u8]) -> std::p
     r.extend_from_slice(nar);
     let file = env.write("answers", &r);
     let mut cmd = std::process::Command::new("sh");
-    cmd.args(["-c", &format!("cat '{}'; exec cat >/dev/null", file.display())]);
+    cmd.args([
+        "-c",
+        &format!("cat '{}'; exec cat >/dev/null", file.display()),
+    ]);
     cmd
 }
 
@@ -64,7 +73,9 @@ fn refused(env: &TestEnv, path: &StorePath, claimed: &Hash, nar: &[u8]) -> Strin
 fn some_path(name: &str) -> StorePath {
     StoreDir::new(STORE_DIR)
         .unwrap()
-        .parse_path(&format!("{STORE_DIR}/7h7qgvs4kgzsn8a6rb273saxyqh4jxlz-{name}"))
+        .parse_path(&format!(
+            "{STORE_DIR}/7h7qgvs4kgzsn8a6rb273saxyqh4jxlz-{name}"
+        ))
         .unwrap()
 }
 
@@ -74,7 +85,10 @@ fn a_nar_whose_hash_is_not_the_one_announced_is_refused() {
     let nar = file_nar(b"what the remote really sends\n");
     let claimed = Hash::digest(HashAlgo::Sha256, file_nar(b"what it announced\n"));
     let err = refused(&env, &some_path("f"), &claimed, &nar);
-    assert!(err.contains("has hash") && err.contains("path info says"), "{err}");
+    assert!(
+        err.contains("has hash") && err.contains("path info says"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -126,7 +140,8 @@ fn a_drv_naming_a_wrong_output_path_is_refused() {
             path: some_path("evil"),
         },
     );
-    drv.env.insert("out".into(), dir.display(&some_path("evil")));
+    drv.env
+        .insert("out".into(), dir.display(&some_path("evil")));
     drv.env.insert("name".into(), "evil".into());
     let text = drv.to_aterm(&dir);
     let path = kiln_store::store_path::make_text_path(

@@ -104,7 +104,13 @@ fn a_failed_remote_build_reports_its_status_and_message() {
     assert_eq!(result.status_name(), "PermanentFailure");
     assert!(result.error_msg.contains("fails"), "{}", result.error_msg);
     // The connection is still good.
-    assert!(client.query_valid_paths(&[kit.busybox.clone()]).unwrap().len() == 1);
+    assert!(
+        client
+            .query_valid_paths(&[kit.busybox.clone()])
+            .unwrap()
+            .len()
+            == 1
+    );
 }
 
 #[test]
@@ -113,15 +119,26 @@ fn without_write_imports_are_refused_as_nix_refuses_them() {
     let remote = TestEnv::new();
     let mut client = connect(kiln_serve(&remote.root(), STORE_DIR, false), STORE_DIR);
     // Queries work.
-    assert!(client.query_valid_paths(&[kit.busybox.clone()]).unwrap().is_empty());
-    let err = client.copy_to(&kit.store, &[kit.busybox.clone()]).unwrap_err();
+    assert!(
+        client
+            .query_valid_paths(&[kit.busybox.clone()])
+            .unwrap()
+            .is_empty()
+    );
+    let err = client
+        .copy_to(&kit.store, &[kit.busybox.clone()])
+        .unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, RemoteError::Connection { .. }), "{message}");
     assert!(
         message.contains("importing paths is not allowed"),
         "{message}"
     );
-    assert!(!open(&remote.root(), STORE_DIR).is_valid(&kit.busybox).unwrap());
+    assert!(
+        !open(&remote.root(), STORE_DIR)
+            .is_valid(&kit.busybox)
+            .unwrap()
+    );
     // The client is unusable now, and says so.
     assert!(client.query_valid_paths(&[]).is_err());
 }
@@ -131,7 +148,8 @@ fn a_remote_killed_mid_transfer_registers_nothing() {
     let env = TestEnv::new();
     let remote = TestEnv::new();
     // A 4 MiB file on the remote, then a server whose output stops after
-    // 1 MiB: the NAR is cut in the middle.
+    // 1 MiB: the NAR is cut in the middle. `stdbuf -o0`: head writes
+    // through stdio, which would hold the handshake in its buffer.
     let mut bytes = vec![0u8; 4 << 20];
     crate::kit::Prng::new(17).fill(&mut bytes);
     let big = env.write("big", &bytes);
@@ -140,7 +158,7 @@ fn a_remote_killed_mid_transfer_registers_nothing() {
     drop(rstore);
     let serve = kiln_serve(&remote.root(), STORE_DIR, false);
     let line = format!(
-        "{:?} {} | head -c 1048576",
+        "{:?} {} | stdbuf -o0 head -c 1048576",
         serve.get_program(),
         serve
             .get_args()
@@ -153,10 +171,7 @@ fn a_remote_killed_mid_transfer_registers_nothing() {
     let mut client = connect(sh, STORE_DIR);
     let local = open(&env.root(), STORE_DIR);
     let err = client.copy_from(&local, &[path.clone()]).unwrap_err();
-    assert!(
-        matches!(err, RemoteError::Connection { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, RemoteError::Connection { .. }), "{err}");
     assert!(err.to_string().contains("closed the connection"), "{err}");
     assert!(!local.is_valid(&path).unwrap());
     assert!(!local.real_path(&path).exists());
