@@ -5,4 +5,4 @@
 mod attack;
 mod basic;
 mod interop;
-mod kit;
+pub(crate) mod kit;

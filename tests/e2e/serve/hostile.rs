@@ -63,7 +63,9 @@ fn canned(env: &TestEnv, path: &StorePath, claimed: &Hash, nar: &[u8]) -> std::p
 fn refused(env: &TestEnv, path: &StorePath, claimed: &Hash, nar: &[u8]) -> String {
     let local = open(&env.root(), STORE_DIR);
     let mut client = connect(canned(env, path, claimed, nar), STORE_DIR);
-    let err = client.copy_from(&local, &[path.clone()]).unwrap_err();
+    let err = client
+        .copy_from(&local, std::slice::from_ref(path))
+        .unwrap_err();
     assert!(!local.is_valid(path).unwrap(), "{err}");
     assert!(!local.real_path(path).exists(), "{err}");
     env.assert_store_consistent();
@@ -158,7 +160,7 @@ fn a_drv_naming_a_wrong_output_path_is_refused() {
     assert!(
         matches!(
             connect(canned(&env, &path, &claimed, &nar), STORE_DIR)
-                .copy_from(&open(&env.root(), STORE_DIR), &[path.clone()])
+                .copy_from(&open(&env.root(), STORE_DIR), std::slice::from_ref(&path))
                 .unwrap_err(),
             RemoteError::Store(_)
         ),

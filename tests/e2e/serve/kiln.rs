@@ -58,7 +58,9 @@ fn copy_a_closure_build_remotely_and_copy_the_outputs_back() {
     // Back into the local store, where the output is missing.
     let out = kit.out(&b, "out");
     assert!(!kit.store.is_valid(&out).unwrap());
-    client.copy_from(&kit.store, &[out.clone()]).unwrap();
+    client
+        .copy_from(&kit.store, std::slice::from_ref(&out))
+        .unwrap();
     let remote_info = open(&remote.root(), STORE_DIR)
         .path_info(&out)
         .unwrap()
@@ -121,12 +123,12 @@ fn without_write_imports_are_refused_as_nix_refuses_them() {
     // Queries work.
     assert!(
         client
-            .query_valid_paths(&[kit.busybox.clone()])
+            .query_valid_paths(std::slice::from_ref(&kit.busybox))
             .unwrap()
             .is_empty()
     );
     let err = client
-        .copy_to(&kit.store, &[kit.busybox.clone()])
+        .copy_to(&kit.store, std::slice::from_ref(&kit.busybox))
         .unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, RemoteError::Connection { .. }), "{message}");
@@ -170,7 +172,9 @@ fn a_remote_killed_mid_transfer_registers_nothing() {
     sh.args(["-c", &line]);
     let mut client = connect(sh, STORE_DIR);
     let local = open(&env.root(), STORE_DIR);
-    let err = client.copy_from(&local, &[path.clone()]).unwrap_err();
+    let err = client
+        .copy_from(&local, std::slice::from_ref(&path))
+        .unwrap_err();
     assert!(matches!(err, RemoteError::Connection { .. }), "{err}");
     assert!(err.to_string().contains("closed the connection"), "{err}");
     assert!(!local.is_valid(&path).unwrap());
