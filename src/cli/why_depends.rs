@@ -30,7 +30,8 @@ const MARGIN: usize = 32;
 Examples:
   kiln why-depends ./result /kiln/store/<hash>-glibc-2.39
   kiln why-depends --precise ./result /kiln/store/<hash>-zlib-1.3
-  kiln why-depends --json ./result ./result-dev")]
+  kiln why-depends --json ./result ./result-dev
+  kiln why-depends --all ./result /kiln/store/<hash>-zlib-1.3")]
 pub struct WhyDependsArgs {
     /// The path whose closure is searched.
     #[arg(value_name = "PATH")]
@@ -41,15 +42,25 @@ pub struct WhyDependsArgs {
     /// Show the files holding each reference and the bytes around it.
     #[arg(long)]
     precise: bool,
-    /// Print the chain as a JSON array (with --precise, each step's hits).
+    /// Print the chain as a JSON array (with --precise, each step's hits);
+    /// with --all, a tree of `{path, referencedFrom, dependencies}`.
     #[arg(long)]
     json: bool,
+    /// Show every path of references from PATH to DEP, not only the
+    /// shortest (as `nix why-depends --all`): each path that leads to DEP
+    /// under each referrer, closest to DEP first; a path shown already is
+    /// not expanded again.
+    #[arg(long, short = 'a')]
+    all: bool,
 }
 
 pub fn run(global: &GlobalOpts, args: &WhyDependsArgs) -> anyhow::Result<ExitCode> {
     let store = open_store_read_only(global)?;
     let path = valid(&store, &args.path)?;
     let dep = valid(&store, &args.dep)?;
+    if args.all {
+        return all_paths(&store, &path, &dep, args);
+    }
     let Some(chain) = shortest_chain(&store, &path, &dep)? else {
         crate::say!(
             "'{}' does not depend on '{}'",
@@ -173,4 +184,128 @@ fn printable(bytes: &[u8]) -> String {
             }
         })
         .collect()
+}
+
+/// `--all`: the subgraph of PATH's closure that reaches DEP, drawn as a
+/// tree from PATH (Nix's order: references closest to DEP first, then by
+/// path; a path drawn already is shown again but not expanded).
+fn all_paths(
+    store: &Store,
+    from: &StorePath,
+    to: &StorePath,
+    args: &WhyDependsArgs,
+) -> anyhow::Result<ExitCode> {
+    let mut refs: BTreeMap<StorePath, Vec<StorePath>> = BTreeMap::new();
+    for path in store.closure(std::slice::from_ref(from))? {
+        let references = store.references(&path)?.into_iter().collect();
+        refs.insert(path, references);
+    }
+    // Distance of each path to DEP, breadth-first over the reversed edges.
+    let mut referrers: BTreeMap<&StorePath, Vec<&StorePath>> = BTreeMap::new();
+    for (referrer, references) in &refs {
+        for reference in references {
+            referrers.entry(reference).or_default().push(referrer);
+        }
+    }
+    let mut dist: BTreeMap<&StorePath, usize> = BTreeMap::new();
+    if refs.contains_key(to) {
+        dist.insert(to, 0);
+    }
+    let mut queue: VecDeque<&StorePath> = dist.keys().copied().collect();
+    while let Some(current) = queue.pop_front() {
+        let d = dist[current];
+        for &referrer in referrers.get(current).into_iter().flatten() {
+            if !dist.contains_key(referrer) {
+                dist.insert(referrer, d + 1);
+                queue.push_back(referrer);
+            }
+        }
+    }
+    if !dist.contains_key(from) {
+        crate::say!(
+            "'{}' does not depend on '{}'",
+            store.print_path(from),
+            store.print_path(to)
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let mut walk = AllWalk {
+        store,
+        refs: &refs,
+        dist: &dist,
+        precise: args.precise,
+        shown: std::collections::BTreeSet::new(),
+        text: String::new(),
+    };
+    walk.text = format!("{}\n", store.print_path(from));
+    let tree = walk.node(from, "")?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &tree)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(walk.text.as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct AllWalk<'a> {
+    store: &'a Store,
+    refs: &'a BTreeMap<StorePath, Vec<StorePath>>,
+    dist: &'a BTreeMap<&'a StorePath, usize>,
+    precise: bool,
+    shown: std::collections::BTreeSet<StorePath>,
+    text: String,
+}
+
+impl AllWalk<'_> {
+    /// Draw the references of `node` that lead to DEP (its own line is
+    /// drawn by the caller) and return its JSON.
+    fn node(&mut self, node: &StorePath, tail: &str) -> anyhow::Result<Value> {
+        let mut object = json!({ "path": self.store.print_path(node) });
+        if !self.shown.insert(node.clone()) {
+            object["shownAbove"] = json!(true);
+            return Ok(object);
+        }
+        let mut next: Vec<(usize, &StorePath)> = self.refs[node]
+            .iter()
+            .filter(|r| *r != node)
+            .filter_map(|r| self.dist.get(r).map(|&d| (d, r)))
+            .collect();
+        next.sort();
+        let mut children = Vec::new();
+        for (i, (_, child)) in next.iter().enumerate() {
+            let last = i + 1 == next.len();
+            let (conn, more) = if last {
+                ("└───", "    ")
+            } else {
+                ("├───", "│   ")
+            };
+            let mut hits_json = Vec::new();
+            if self.precise {
+                let hash = hash_part(child.hash_part_str())
+                    .ok_or_else(|| anyhow!("{} has no hash part", self.store.print_path(child)))?;
+                let hits = find_occurrences(&self.store.real_path(node), &hash, MARGIN)?;
+                for o in &hits {
+                    self.text += &format!("{tail}{conn}{}\n", render_hit(o));
+                    hits_json.push(json!({
+                        "file": o.file.display().to_string(),
+                        "symlinkTarget": o.in_target,
+                        "offset": o.offset,
+                        "context": printable(&o.context),
+                    }));
+                }
+                self.text += &format!("{tail}{more}→ {}\n", self.store.print_path(child));
+            } else {
+                self.text += &format!("{tail}{conn}{}\n", self.store.print_path(child));
+            }
+            let mut value = self.node(child, &format!("{tail}{more}"))?;
+            if self.precise {
+                value["referencedFrom"] = json!(hits_json);
+            }
+            children.push(value);
+        }
+        object["dependencies"] = json!(children);
+        Ok(object)
+    }
 }

@@ -72,3 +72,59 @@ fn why_depends_shows_the_chain_and_where_each_reference_sits() {
         "{stderr}"
     );
 }
+
+/// `--all`: every path of references, closest to DEP first, a path shown
+/// already not expanded again. The graph (toFile paths, no build):
+/// top -> {m1, m2, base}, m2 -> {m1, base}, m1 -> base, and top -> other
+/// (which does not reach base, so it is not drawn).
+#[test]
+fn why_depends_all_shows_every_path_of_references() {
+    let env = crate::kit::TestEnv::new();
+    env.write(
+        "graph.nix",
+        r#"let
+  base = builtins.toFile "base" "base";
+  m1 = builtins.toFile "m1" "${base}";
+  m2 = builtins.toFile "m2" "${base} ${m1}";
+  other = builtins.toFile "other" "alone";
+  top = builtins.toFile "top" "${m1} ${m2} ${base} ${other}";
+in builtins.concatStringsSep " " [ top m1 m2 base ]"#,
+    );
+    let out = env.ok(&["eval", "--read-write-mode", "graph.nix"]);
+    let paths: Vec<&str> = out.trim().trim_matches('"').split(' ').collect();
+    let [top, m1, m2, base] = paths[..] else {
+        panic!("{out}")
+    };
+    // top's references: base (distance 0), then m1 and m2 (distance 1) by path.
+    let (first, second) = if m1 < m2 { (m1, m2) } else { (m2, m1) };
+    let expand = |p: &str, tail: &str, shown_m1: bool| -> String {
+        if p == m1 && shown_m1 {
+            String::new() // shown above, not expanded again
+        } else if p == m1 {
+            format!("{tail}└───{base}\n")
+        } else if shown_m1 {
+            // m2 -> base, m1 (both shown already)
+            format!("{tail}├───{base}\n{tail}└───{m1}\n")
+        } else {
+            format!("{tail}├───{base}\n{tail}└───{m1}\n{tail}    └───{base}\n")
+        }
+    };
+    let want = format!(
+        "{top}\n├───{base}\n├───{first}\n{}└───{second}\n{}",
+        expand(first, "│   ", false),
+        expand(second, "    ", true),
+    );
+    assert_eq!(env.ok(&["why-depends", "--all", top, base]), want);
+    // Without --all: one shortest chain.
+    assert_eq!(
+        env.ok(&["why-depends", top, base]),
+        format!("{top}\n└───{base}\n")
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["why-depends", "--all", "--json", top, base])).unwrap();
+    assert_eq!(json["path"], top);
+    assert_eq!(json["dependencies"].as_array().unwrap().len(), 3);
+    assert_eq!(json["dependencies"][0]["path"], base);
+    let stderr = env.fails(&["why-depends", "--all", base, top], 1);
+    assert!(stderr.contains("does not depend on"), "{stderr}");
+}
