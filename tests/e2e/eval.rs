@@ -410,3 +410,48 @@ fn error_codes_are_explained() {
     let err = env.fails(&["explain", "E099"], 2);
     assert!(err.contains("E001 to E017"), "{err}");
 }
+
+/// With a store under a root (logical /kiln/store, files elsewhere),
+/// `--read-write-mode` reads back what evaluation wrote: `toFile`,
+/// `builtins.path` and `filterSource` results are installed before
+/// `import`/`readFile`/`pathExists`/`readDir` look at them (issue 11).
+/// Expected values from `nix-instantiate --eval --strict --read-write-mode`
+/// 2.8 on a private `--store`.
+#[test]
+fn read_write_mode_reads_back_what_evaluation_wrote() {
+    let env = TestEnv::new();
+    env.write("src/a.txt", "a");
+    env.write("src/b.nix", "40 + 2");
+    let expr = r#"let
+        f = builtins.toFile "x.txt" "hi";
+        src = builtins.path { path = ./src; name = "src"; };
+        only = builtins.filterSource (p: t: baseNameOf p == "b.nix") ./src;
+      in [
+        (import (builtins.toFile "x.nix" "1"))
+        (builtins.readFile f)
+        (builtins.pathExists f)
+        (builtins.readDir src)
+        (builtins.readDir only)
+        (import "${only}/b.nix")
+        (builtins.readFile "${src}/a.txt")
+      ]"#;
+    let out = env.ok(&["eval", "--strict", "--read-write-mode", "-E", expr]);
+    assert_eq!(
+        out.trim(),
+        r#"[ 1 "hi" true { "a.txt" = "regular"; "b.nix" = "regular"; } { "b.nix" = "regular"; } 42 "a" ]"#
+    );
+    env.assert_store_consistent();
+    // Without the flag nothing is written, so there is nothing to read.
+    let stderr = env.fails(
+        &["eval", "-E", r#"import (builtins.toFile "y.nix" "1")"#],
+        2,
+    );
+    assert!(stderr.contains("-y.nix"), "{stderr}");
+    // instantiate always writes.
+    let drv = env.ok(&[
+        "instantiate",
+        "-E",
+        r#"import (builtins.toFile "d.nix" "derivation { name = \"d\"; system = \"x\"; builder = \"x\"; }")"#,
+    ]);
+    assert!(drv.trim().ends_with("-d.drv"), "{drv}");
+}
