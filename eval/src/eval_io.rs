@@ -12,11 +12,8 @@
 use std::cell::RefCell;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 use rustc_hash::FxHashSet;
-
-use crate::EvalStore;
 
 /// The type of a file, as `readDir` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,77 +122,6 @@ impl EvalIO for RealIO {
 
     fn accessed(&self) -> Vec<PathBuf> {
         self.accessed.borrow().0.clone()
-    }
-}
-
-/// Evaluation's view of the file system with the store mapped in: a path
-/// under the logical store directory is read where the store keeps it
-/// ([`crate::EvalStore::real_path`], which also installs a pending write
-/// of it first). Every other path goes to `inner` as it is.
-pub struct StoreIO {
-    inner: Rc<dyn EvalIO>,
-    store: Rc<dyn EvalStore>,
-}
-
-impl StoreIO {
-    pub fn new(inner: Rc<dyn EvalIO>, store: Rc<dyn EvalStore>) -> StoreIO {
-        StoreIO { inner, store }
-    }
-
-    fn real(&self, path: &Path) -> io::Result<Option<PathBuf>> {
-        if !path.starts_with(self.store.store_dir()) {
-            return Ok(None);
-        }
-        self.store
-            .real_path(path)
-            .map_err(|e| io::Error::other(e.to_string()))
-    }
-}
-
-impl EvalIO for StoreIO {
-    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
-        match self.real(path)? {
-            Some(real) => self.inner.read_file(&real),
-            None => self.inner.read_file(path),
-        }
-    }
-
-    fn symlink_kind(&self, path: &Path) -> io::Result<FileKind> {
-        match self.real(path)? {
-            Some(real) => self.inner.symlink_kind(&real),
-            None => self.inner.symlink_kind(path),
-        }
-    }
-
-    fn kind(&self, path: &Path) -> io::Result<FileKind> {
-        match self.real(path)? {
-            Some(real) => self.inner.kind(&real),
-            None => self.inner.kind(path),
-        }
-    }
-
-    fn read_dir(&self, path: &Path) -> io::Result<Vec<(std::ffi::OsString, FileKind)>> {
-        match self.real(path)? {
-            Some(real) => self.inner.read_dir(&real),
-            None => self.inner.read_dir(path),
-        }
-    }
-
-    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
-        match self.real(path)? {
-            // Store objects are immutable and named by content: the
-            // logical path is canonical enough (and is what users see).
-            Some(real) => self.inner.kind(&real).map(|_| path.to_path_buf()),
-            None => self.inner.canonicalize(path),
-        }
-    }
-
-    fn adding(&self, path: &Path) {
-        self.inner.adding(path);
-    }
-
-    fn accessed(&self) -> Vec<PathBuf> {
-        self.inner.accessed()
     }
 }
 

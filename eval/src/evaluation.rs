@@ -77,7 +77,7 @@ impl Evaluation {
     /// Let every file access of this evaluation go through `io` (from
     /// now on; an evaluation starts with the real file system).
     pub fn set_io(&mut self, io: Rc<dyn EvalIO>) {
-        self.machine.io = Rc::new(crate::eval_io::StoreIO::new(io, self.machine.store.clone()));
+        self.machine.io = io;
     }
 
     /// Every path this evaluation read, stat'ed, listed or added to the

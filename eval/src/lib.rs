@@ -50,7 +50,7 @@ pub mod xml;
 
 pub use self::kiln_store::KilnEvalStore;
 pub use error::{ErrorKind, EvalError, EvalResult};
-pub use eval_io::{EvalIO, RealIO, StoreIO};
+pub use eval_io::{EvalIO, RealIO};
 pub use evaluation::{AutoArg, EvalFailure, Evaluation, OutputFormat};
 pub use options::EvalOptions;
 pub use search_path::SearchPathEntry;

@@ -202,17 +202,6 @@ pub trait EvalStore {
     fn flush(&self) -> StoreResult<()> {
         Ok(())
     }
-
-    /// Where a path under the logical store directory (`/kiln/store/…-x.nix`
-    /// or a file inside a store object) is on disk, for evaluation to read
-    /// it: a store kept under a root has its files elsewhere. A store that
-    /// batches writes installs this evaluation's pending write of that path
-    /// first, so that `import (builtins.toFile "x.nix" "1")` reads it back.
-    /// `None`: read the path as it is (not a store path, a dry run, or a
-    /// store at its logical directory).
-    fn real_path(&self, _path: &Path) -> StoreResult<Option<PathBuf>> {
-        Ok(None)
-    }
 }
 
 /// What `builtins.path` / `filterSource` / `"${./p}"` ask of the store.

@@ -23,9 +23,9 @@
 //! invariant holds: a path is registered only after its file is complete
 //! and synced; a crash before the transaction leaves unregistered files
 //! that the next write replaces.
-//! Until the flush the files are not in the store; evaluation reading one
-//! back (`import (builtins.toFile "x.nix" "1")`) asks
-//! [`EvalStore::real_path`], which flushes first.
+//! Until the flush the files are not in the store (reading a `toFile`
+//! result back during the same evaluation is not supported, as in Nix's
+//! read-only mode).
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -351,32 +351,6 @@ impl EvalStore for KilnEvalStore {
             store.set_derivation_meta(&drv, &json)?;
         }
         Ok(())
-    }
-
-    fn real_path(&self, path: &Path) -> StoreResult<Option<PathBuf>> {
-        let Some(store) = &self.store else {
-            return Ok(None);
-        };
-        let Some((store_path, rest)) = path
-            .to_str()
-            .and_then(|text| self.dir.parse_path_prefix(text).ok())
-        else {
-            return Ok(None);
-        };
-        let is_pending = self
-            .state
-            .borrow()
-            .pending
-            .iter()
-            .any(|p| p.path == store_path);
-        if is_pending {
-            self.flush()?;
-        }
-        let real = store.real_path(&store_path);
-        Ok(Some(match rest.strip_prefix('/') {
-            Some(inside) if !inside.is_empty() => real.join(inside),
-            _ => real,
-        }))
     }
 }
 

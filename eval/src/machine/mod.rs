@@ -21,7 +21,7 @@ use std::rc::Rc;
 use rustc_hash::FxHashMap;
 
 use crate::builtins;
-use crate::eval_io::{EvalIO, RealIO, StoreIO};
+use crate::eval_io::{EvalIO, RealIO};
 use crate::options::EvalOptions;
 use crate::search_path::SearchPathEntry;
 use crate::source::Sources;
@@ -77,10 +77,10 @@ impl Machine {
             sources: Sources::default(),
             import_cache: FxHashMap::default(),
             search_path,
-            io: Rc::new(StoreIO::new(Rc::new(RealIO::default()), store.clone())),
             store,
             options,
             copied_sources: FxHashMap::default(),
+            io: Rc::new(RealIO::default()),
             interner: kiln_lang::symbol::Interner::new(),
             globals: FxHashMap::default(),
         };
