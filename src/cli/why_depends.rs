@@ -1,7 +1,7 @@
 //! `kiln why-depends PATH DEP`: the chain of references from PATH to DEP,
 //! and with `--precise` where each reference sits in the files.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -73,9 +73,7 @@ pub fn run(global: &GlobalOpts, args: &WhyDependsArgs) -> anyhow::Result<ExitCod
     let mut hits: Vec<Vec<Occurrence>> = Vec::new();
     if args.precise {
         for pair in chain.windows(2) {
-            let hash = hash_part(pair[1].hash_part_str())
-                .ok_or_else(|| anyhow!("{} has no hash part", store.print_path(&pair[1])))?;
-            hits.push(find_occurrences(&store.real_path(&pair[0]), &hash, MARGIN)?);
+            hits.push(occurrences(&store, &pair[0], &pair[1])?);
         }
     }
     let mut out = std::io::stdout().lock();
@@ -86,17 +84,7 @@ pub fn run(global: &GlobalOpts, args: &WhyDependsArgs) -> anyhow::Result<ExitCod
             .map(|(i, p)| {
                 let mut step = json!({ "path": store.print_path(p) });
                 if args.precise && i > 0 {
-                    let list: Vec<Value> = hits[i - 1]
-                        .iter()
-                        .map(|o| {
-                            json!({
-                                "file": o.file.display().to_string(),
-                                "symlinkTarget": o.in_target,
-                                "offset": o.offset,
-                                "context": printable(&o.context),
-                            })
-                        })
-                        .collect();
+                    let list: Vec<Value> = hits[i - 1].iter().map(hit_json).collect();
                     step["referencedFrom"] = json!(list);
                 }
                 step
@@ -186,6 +174,27 @@ fn printable(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Where in `referrer`'s files the hash of `reference` sits.
+fn occurrences(
+    store: &Store,
+    referrer: &StorePath,
+    reference: &StorePath,
+) -> anyhow::Result<Vec<Occurrence>> {
+    let hash = hash_part(reference.hash_part_str())
+        .ok_or_else(|| anyhow!("{} has no hash part", store.print_path(reference)))?;
+    Ok(find_occurrences(&store.real_path(referrer), &hash, MARGIN)?)
+}
+
+/// One occurrence in `--json --precise` output.
+fn hit_json(o: &Occurrence) -> Value {
+    json!({
+        "file": o.file.display().to_string(),
+        "symlinkTarget": o.in_target,
+        "offset": o.offset,
+        "context": printable(&o.context),
+    })
+}
+
 /// `--all`: the subgraph of PATH's closure that reaches DEP, drawn as a
 /// tree from PATH (Nix's order: references closest to DEP first, then by
 /// path; a path drawn already is shown again but not expanded).
@@ -234,7 +243,7 @@ fn all_paths(
         refs: &refs,
         dist: &dist,
         precise: args.precise,
-        shown: std::collections::BTreeSet::new(),
+        shown: BTreeSet::new(),
         text: String::new(),
     };
     walk.text = format!("{}\n", store.print_path(from));
@@ -254,7 +263,7 @@ struct AllWalk<'a> {
     refs: &'a BTreeMap<StorePath, Vec<StorePath>>,
     dist: &'a BTreeMap<&'a StorePath, usize>,
     precise: bool,
-    shown: std::collections::BTreeSet<StorePath>,
+    shown: BTreeSet<StorePath>,
     text: String,
 }
 
@@ -283,17 +292,9 @@ impl AllWalk<'_> {
             };
             let mut hits_json = Vec::new();
             if self.precise {
-                let hash = hash_part(child.hash_part_str())
-                    .ok_or_else(|| anyhow!("{} has no hash part", self.store.print_path(child)))?;
-                let hits = find_occurrences(&self.store.real_path(node), &hash, MARGIN)?;
-                for o in &hits {
+                for o in &occurrences(self.store, node, child)? {
                     self.text += &format!("{tail}{conn}{}\n", render_hit(o));
-                    hits_json.push(json!({
-                        "file": o.file.display().to_string(),
-                        "symlinkTarget": o.in_target,
-                        "offset": o.offset,
-                        "context": printable(&o.context),
-                    }));
+                    hits_json.push(hit_json(o));
                 }
                 self.text += &format!("{tail}{more}→ {}\n", self.store.print_path(child));
             } else {

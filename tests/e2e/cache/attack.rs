@@ -7,7 +7,7 @@ use kiln_store::signing::{SecretKey, fingerprint};
 use kiln_store::{Hash, HashAlgo};
 
 use super::kit::{closure, field, key, narinfo_file, run, valid};
-use crate::kit::TestEnv;
+use crate::kit::{TestEnv, raw_nar};
 
 /// Push `tree` to a fresh cache DIR with `compression`; its narinfo path.
 fn pushed(env: &TestEnv, name: &str, tree: &str, compression: &str) -> std::path::PathBuf {
@@ -129,13 +129,6 @@ fn tampered_narinfos_and_nars_are_refused_and_a_good_cache_still_serves() {
     other.assert_store_consistent();
 }
 
-/// Nix's string: u64 little-endian length, bytes, zero padding to 8.
-fn nar_str(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    out.extend_from_slice(s);
-    out.resize(out.len().div_ceil(8) * 8, 0);
-}
-
 /// A signed narinfo whose NAR has a directory entry named `..`: the
 /// signature is good (the key is trusted, the attacker has it), the NAR
 /// hash matches, and still nothing is unpacked above the temp dir.
@@ -146,9 +139,8 @@ fn a_signed_nar_with_dot_dot_entries_is_refused() {
     let secret =
         SecretKey::parse(&std::fs::read_to_string(env.work().join("ci-1.sec")).unwrap()).unwrap();
     for name in [&b".."[..], b".", b"a/b", b""] {
-        let mut nar = Vec::new();
-        for token in [
-            &b"nix-archive-1"[..],
+        let nar = raw_nar(&[
+            b"nix-archive-1",
             b"(",
             b"type",
             b"directory",
@@ -165,9 +157,7 @@ fn a_signed_nar_with_dot_dot_entries_is_refused() {
             b")",
             b")",
             b")",
-        ] {
-            nar_str(&mut nar, token);
-        }
+        ]);
         let hash = Hash::digest(HashAlgo::Sha256, &nar);
         let path = "/kiln/store/11111111111111111111111111111111-evil";
         let fp = fingerprint(path, &hash, nar.len() as u64, &Default::default());

@@ -194,20 +194,26 @@ impl Drop for Nginx {
     }
 }
 
-/// A Nix 2.8 command on a private store rooted at `root` (logical
-/// `/nix/store`), no daemon, no default substituters.
-pub fn nix(root: &Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(args[0]);
-    cmd.args(&args[1..])
-        .env("NIX_REMOTE", "")
+/// `program` from Nix 2.8 on a private state rooted at `root` (logical
+/// `/nix/store`): no daemon, its own config, state, logs, cache and home.
+pub fn nix_command(root: &Path, program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env("NIX_REMOTE", "")
         .env("NIX_CONF_DIR", root.join("etc"))
         .env("NIX_STATE_DIR", root.join("nix/var/nix"))
         .env("NIX_LOG_DIR", root.join("nix/var/log/nix"))
         .env("XDG_CACHE_HOME", root.join("cache"))
-        .env("HOME", root.join("home"))
-        .stdin(Stdio::null());
+        .env("HOME", root.join("home"));
     std::fs::create_dir_all(root.join("etc")).unwrap();
     std::fs::create_dir_all(root.join("home")).unwrap();
+    cmd
+}
+
+/// A Nix 2.8 command on a private store rooted at `root`, no default
+/// substituters, stdin closed.
+pub fn nix(root: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = nix_command(root, args[0]);
+    cmd.args(&args[1..]).stdin(Stdio::null());
     cmd.output().expect("run nix")
 }
 

@@ -8,6 +8,7 @@ mod drv;
 pub mod elf;
 mod env;
 mod http;
+mod nar;
 mod prng;
 mod pty;
 
@@ -16,5 +17,6 @@ pub use env::{
     KILN_ENV_VARS, TestEnv, command_running, process_running, read, require_bwrap, which,
 };
 pub use http::Server;
+pub use nar::raw_nar;
 pub use prng::Prng;
 pub use pty::Pty;

@@ -9,28 +9,19 @@ use kiln_store::derivation::{Derivation, DerivationOutput};
 use kiln_store::{Hash, HashAlgo, StoreDir, StorePath};
 
 use super::{connect, open};
-use crate::kit::{STORE_DIR, TestEnv};
-
-/// NAR token.
-fn tok(out: &mut Vec<u8>, s: &[u8]) {
-    write_str(out, s).unwrap();
-}
+use crate::kit::{STORE_DIR, TestEnv, raw_nar};
 
 /// The NAR of a regular file with `contents`.
 fn file_nar(contents: &[u8]) -> Vec<u8> {
-    let mut n = Vec::new();
-    for t in [
-        &b"nix-archive-1"[..],
+    raw_nar(&[
+        b"nix-archive-1",
         b"(",
         b"type",
         b"regular",
         b"contents",
-    ] {
-        tok(&mut n, t);
-    }
-    tok(&mut n, contents);
-    tok(&mut n, b")");
-    n
+        contents,
+        b")",
+    ])
 }
 
 /// A server that answers the handshake, QueryClosure, QueryPathInfos and
@@ -96,9 +87,8 @@ fn a_nar_whose_hash_is_not_the_one_announced_is_refused() {
 #[test]
 fn a_nar_with_a_dot_dot_entry_is_refused() {
     let env = TestEnv::new();
-    let mut nar = Vec::new();
-    for t in [
-        &b"nix-archive-1"[..],
+    let nar = raw_nar(&[
+        b"nix-archive-1",
         b"(",
         b"type",
         b"directory",
@@ -115,9 +105,7 @@ fn a_nar_with_a_dot_dot_entry_is_refused() {
         b")",
         b")",
         b")",
-    ] {
-        tok(&mut nar, t);
-    }
+    ]);
     // The hash is the NAR's own: only the grammar is wrong.
     let claimed = Hash::digest(HashAlgo::Sha256, &nar);
     let err = refused(&env, &some_path("d"), &claimed, &nar);

@@ -10,7 +10,7 @@ use kiln_store::StorePath;
 use kiln_store::store::Store;
 
 use super::{connect, kiln_serve, open};
-use crate::cache::kit::{need, nix, nix_ok};
+use crate::cache::kit::{need, nix, nix_command, nix_ok};
 use crate::kit::TestEnv;
 
 const NIX_STORE_DIR: &str = "/nix/store";
@@ -52,18 +52,11 @@ fn nix_hash(root: &Path, path: &str) -> kiln_store::Hash {
 
 /// `nix-store --serve [--write]` on the Nix store at `root`.
 fn nix_serve(root: &Path, write: bool) -> std::process::Command {
-    let mut cmd = std::process::Command::new("nix-store");
+    let mut cmd = nix_command(root, "nix-store");
     cmd.arg("--store").arg(root).arg("--serve");
     if write {
         cmd.arg("--write");
     }
-    cmd.env("NIX_REMOTE", "")
-        .env("NIX_CONF_DIR", root.join("etc"))
-        .env("NIX_STATE_DIR", root.join("nix/var/nix"))
-        .env("NIX_LOG_DIR", root.join("nix/var/log/nix"))
-        .env("HOME", root.join("home"));
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::create_dir_all(root.join("home")).unwrap();
     cmd
 }
 
